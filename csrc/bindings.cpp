@@ -1,0 +1,317 @@
+// The Python boundary. Every entry point checks dtype, shape, contiguity, writability and
+// aliasing here, raises a Python exception naming the argument, and only then releases the
+// GIL and calls a kernel that trusts its inputs. Nothing is ever converted or copied: an
+// output converted to float32 would be a temporary the caller never sees.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gemm.hpp"
+#include "layers.hpp"
+#include "parallel.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+    std::ostringstream s;
+    s << "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s << (d ? ", " : "") << a.shape(d);
+    s << (a.ndim() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+std::string dims_str(std::initializer_list<py::ssize_t> dims) {
+    std::ostringstream s;
+    s << "(";
+    size_t k = 0;
+    for (auto d : dims) s << (k++ ? ", " : "") << d;
+    s << (dims.size() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+// Checks one array argument and returns it. `ndim` is the required rank.
+py::array checked(const char* fn, const char* name, const py::object& obj, int ndim, bool writable,
+                  const py::dtype& dtype = py::dtype::of<float>()) {
+    if (!py::isinstance<py::array>(obj)) {
+        throw py::type_error(std::string(fn) + ": " + name + " must be a numpy array, got " +
+                             std::string(py::str(obj.get_type().attr("__name__"))));
+    }
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(dtype)) {
+        throw py::type_error(std::string(fn) + ": " + name + " must have dtype " +
+                             std::string(py::str(dtype)) + ", got " + std::string(py::str(a.dtype())));
+    }
+    if (a.ndim() != ndim) {
+        throw py::value_error(std::string(fn) + ": " + name + " must be " + std::to_string(ndim) +
+                              "-D, got shape " + shape_str(a));
+    }
+    if (!(a.flags() & py::array::c_style)) {
+        throw py::value_error(std::string(fn) + ": " + name + " must be C-contiguous (use np.ascontiguousarray)");
+    }
+    if (writable && !a.writeable()) {
+        throw py::value_error(std::string(fn) + ": " + name + " is read-only");
+    }
+    return a;
+}
+
+void expect_shape(const char* fn, const char* name, const py::array& a, std::initializer_list<py::ssize_t> dims) {
+    size_t k = 0;
+    bool ok = static_cast<size_t>(a.ndim()) == dims.size();
+    for (auto d : dims) ok = ok && a.shape(static_cast<py::ssize_t>(k++)) == d;
+    if (!ok) {
+        throw py::value_error(std::string(fn) + ": " + name + " has shape " + shape_str(a) + ", expected " +
+                              dims_str(dims));
+    }
+}
+
+void expect_int_range(const char* fn, const py::array& a) {
+    if (a.size() > INT32_MAX / 2) throw py::value_error(std::string(fn) + ": array too large");
+    for (py::ssize_t d = 0; d < a.ndim(); ++d)
+        if (a.shape(d) > INT32_MAX) throw py::value_error(std::string(fn) + ": dimension too large");
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+    auto lo_a = static_cast<const char*>(a.data()), lo_b = static_cast<const char*>(b.data());
+    auto hi_a = lo_a + a.nbytes(), hi_b = lo_b + b.nbytes();
+    return a.nbytes() > 0 && b.nbytes() > 0 && lo_a < hi_b && lo_b < hi_a;
+}
+
+void expect_no_alias(const char* fn, const char* out_name, const py::array& out,
+                     std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
+    for (auto& [name, arr] : inputs) {
+        if (overlaps(out, *arr)) {
+            throw py::value_error(std::string(fn) + ": " + out_name + " must not share memory with " + name);
+        }
+    }
+}
+
+const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
+float* fptr_mut(py::array& a) { return static_cast<float*>(a.mutable_data()); }
+
+py::array gemm(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, bool trans_a,
+               bool trans_b, float alpha, float beta) {
+    const char* fn = "gemm";
+    auto a = checked(fn, "a", a_obj, 2, false);
+    auto b = checked(fn, "b", b_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = trans_a ? a.shape(1) : a.shape(0);
+    const py::ssize_t K = trans_a ? a.shape(0) : a.shape(1);
+    const py::ssize_t Kb = trans_b ? b.shape(1) : b.shape(0);
+    const py::ssize_t N = trans_b ? b.shape(0) : b.shape(1);
+    if (K != Kb) {
+        throw py::value_error(std::string(fn) + ": inner dimensions differ: op(a) is " + dims_str({M, K}) +
+                              " but op(b) is " + dims_str({Kb, N}));
+    }
+    expect_shape(fn, "out", out, {M, N});
+    expect_no_alias(fn, "out", out, {{"a", &a}, {"b", &b}});
+    for (auto* arr : {&a, &b, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g;
+    g.trans_a = trans_a;
+    g.trans_b = trans_b;
+    g.M = static_cast<int>(M);
+    g.N = static_cast<int>(N);
+    g.K = static_cast<int>(K);
+    g.alpha = alpha;
+    g.A = fptr(a);
+    g.lda = a.shape(1);
+    g.B = fptr(b);
+    g.ldb = b.shape(1);
+    g.beta = beta;
+    g.C = fptr_mut(out);
+    g.ldc = N;
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g);
+    }
+    return out;
+}
+
+// out = relu?(x @ w + bias)
+py::array linear_forward(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                         const py::object& out_obj, bool relu) {
+    const char* fn = "linear_forward";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto bias = checked(fn, "b", b_obj, 1, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = x.shape(0), K = x.shape(1), N = w.shape(1);
+    expect_shape(fn, "w", w, {K, N});
+    expect_shape(fn, "b", bias, {N});
+    expect_shape(fn, "out", out, {M, N});
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}, {"b", &bias}});
+    for (auto* arr : {&x, &w, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g;
+    g.M = static_cast<int>(M);
+    g.N = static_cast<int>(N);
+    g.K = static_cast<int>(K);
+    g.A = fptr(x);
+    g.lda = K;
+    g.B = fptr(w);
+    g.ldb = N;
+    g.C = fptr_mut(out);
+    g.ldc = N;
+    g.ep.bias = fptr(bias);
+    g.ep.relu = relu;
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g);
+    }
+    return out;
+}
+
+// out = (dy @ w^T) * (y > 0): the gradient reaching a ReLU layer's output y, through w.
+py::array linear_backward_input(const py::object& dy_obj, const py::object& w_obj, const py::object& y_obj,
+                                const py::object& out_obj) {
+    const char* fn = "linear_backward_input";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = dy.shape(0), N = dy.shape(1), K = w.shape(0);
+    expect_shape(fn, "w", w, {K, N});
+    expect_shape(fn, "out", out, {M, K});
+    const bool masked = !y_obj.is_none();
+    py::array y;
+    if (masked) {
+        y = checked(fn, "y", y_obj, 2, false);
+        expect_shape(fn, "y", y, {M, K});
+        expect_no_alias(fn, "out", out, {{"dy", &dy}, {"w", &w}, {"y", &y}});
+    } else {
+        expect_no_alias(fn, "out", out, {{"dy", &dy}, {"w", &w}});
+    }
+    for (auto* arr : {&dy, &w, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g;
+    g.trans_b = true;
+    g.M = static_cast<int>(M);
+    g.N = static_cast<int>(K);
+    g.K = static_cast<int>(N);
+    g.A = fptr(dy);
+    g.lda = N;
+    g.B = fptr(w);
+    g.ldb = N;
+    g.C = fptr_mut(out);
+    g.ldc = K;
+    if (masked) {
+        g.ep.mask = fptr(y);
+        g.ep.ldmask = K;
+    }
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g);
+    }
+    return out;
+}
+
+py::array relu_backward(const py::object& dy_obj, const py::object& y_obj, const py::object& out_obj) {
+    const char* fn = "relu_backward";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto y = checked(fn, "y", y_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    expect_shape(fn, "y", y, {dy.shape(0), dy.shape(1)});
+    expect_shape(fn, "out", out, {dy.shape(0), dy.shape(1)});
+    // Elementwise: out may be dy itself (in place), but must not partly overlap it or touch y.
+    if (out.data() != dy.data()) expect_no_alias(fn, "out", out, {{"dy", &dy}});
+    expect_no_alias(fn, "out", out, {{"y", &y}});
+    {
+        py::gil_scoped_release nogil;
+        mf::relu_backward(fptr(dy), fptr(y), fptr_mut(out), static_cast<long>(dy.size()));
+    }
+    return out;
+}
+
+py::array bias_grad(const py::object& dy_obj, const py::object& out_obj) {
+    const char* fn = "bias_grad";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 1, true);
+    expect_shape(fn, "out", out, {dy.shape(1)});
+    expect_no_alias(fn, "out", out, {{"dy", &dy}});
+    expect_int_range(fn, dy);
+    {
+        py::gil_scoped_release nogil;
+        mf::bias_grad(fptr(dy), static_cast<int>(dy.shape(0)), static_cast<int>(dy.shape(1)), fptr_mut(out));
+    }
+    return out;
+}
+
+py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_obj, const py::object& dlogits_obj) {
+    const char* fn = "softmax_xent";
+    auto logits = checked(fn, "logits", logits_obj, 2, false);
+    auto labels = checked(fn, "labels", labels_obj, 1, false, py::dtype::of<int64_t>());
+    const py::ssize_t rows = logits.shape(0), cols = logits.shape(1);
+    if (rows == 0 || cols == 0) throw py::value_error(std::string(fn) + ": logits is empty, shape " + shape_str(logits));
+    expect_shape(fn, "labels", labels, {rows});
+    expect_int_range(fn, logits);
+    const auto* lab = static_cast<const int64_t*>(labels.data());
+    for (py::ssize_t i = 0; i < rows; ++i) {
+        if (lab[i] < 0 || lab[i] >= cols) {
+            throw py::value_error(std::string(fn) + ": labels[" + std::to_string(i) + "] = " + std::to_string(lab[i]) +
+                                  " is out of range for " + std::to_string(cols) + " classes");
+        }
+    }
+    float* d = nullptr;
+    py::array dlogits;
+    if (!dlogits_obj.is_none()) {
+        dlogits = checked(fn, "dlogits", dlogits_obj, 2, true);
+        expect_shape(fn, "dlogits", dlogits, {rows, cols});
+        expect_no_alias(fn, "dlogits", dlogits, {{"logits", &logits}, {"labels", &labels}});
+        d = fptr_mut(dlogits);
+    }
+    mf::XentResult r;
+    {
+        py::gil_scoped_release nogil;
+        r = mf::softmax_xent(fptr(logits), lab, static_cast<int>(rows), static_cast<int>(cols), d);
+    }
+    return py::make_tuple(r.loss, r.correct);
+}
+
+void sgd_update(const py::object& p_obj, const py::object& g_obj, float lr) {
+    const char* fn = "sgd_update";
+    if (!py::isinstance<py::array>(p_obj)) throw py::type_error("sgd_update: param must be a numpy array");
+    auto p0 = py::reinterpret_borrow<py::array>(p_obj);
+    auto p = checked(fn, "param", p_obj, static_cast<int>(p0.ndim()), true);
+    auto g = checked(fn, "grad", g_obj, static_cast<int>(p0.ndim()), false);
+    for (py::ssize_t d = 0; d < p.ndim(); ++d) {
+        if (p.shape(d) != g.shape(d)) {
+            throw py::value_error(std::string(fn) + ": grad has shape " + shape_str(g) + ", param has shape " +
+                                  shape_str(p));
+        }
+    }
+    expect_no_alias(fn, "param", p, {{"grad", &g}});
+    {
+        py::gil_scoped_release nogil;
+        mf::sgd_update(fptr_mut(p), fptr(g), static_cast<long>(p.size()), lr);
+    }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "mnistfast C++ kernels (float32, row-major, C-contiguous).";
+    m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+          "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
+    m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
+          py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
+    m.def("linear_backward_input", &linear_backward_input, py::arg("dy"), py::arg("w"), py::arg("y"),
+          py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
+    m.def("relu_backward", &relu_backward, py::arg("dy"), py::arg("y"), py::arg("out"),
+          "out = dy * (y > 0); out may be dy.");
+    m.def("bias_grad", &bias_grad, py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");
+    m.def("softmax_xent", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
+          "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
+    m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("lr"), "param -= lr * grad");
+    m.def("num_threads", &mf::max_threads, "Threads the kernels use.");
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        mf::set_threads(n);
+    }, py::arg("n"));
+    m.def("has_openmp", &mf::have_openmp);
+}

@@ -1,0 +1,7 @@
+#include "gemm.hpp"
+
+namespace mf {
+
+void sgemm(const GemmArgs& g) { sgemm_naive(g); }
+
+}  // namespace mf
