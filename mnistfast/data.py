@@ -1,0 +1,279 @@
+"""Loading MNIST: the bundled IDX files, any directory of IDX files, or a Kaggle CSV.
+
+Every reader validates what it reads and raises :class:`DataFormatError` naming the file and
+the problem; nothing is returned half-loaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DataFormatError",
+    "bundled_mnist_dir",
+    "load_mnist",
+    "load_csv",
+    "read_idx",
+    "train_val_split",
+]
+
+IMAGES_MAGIC = 2051
+LABELS_MAGIC = 2049
+NUM_CLASSES = 10
+IMAGE_PIXELS = 28 * 28
+
+# Standard file stems and the md5 of their uncompressed bytes (the published MNIST files).
+MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
+    "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
+    "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
+}
+
+
+class DataFormatError(ValueError):
+    """A data file is missing, malformed or inconsistent. The message names the file."""
+
+
+def bundled_mnist_dir() -> Path:
+    return Path(__file__).resolve().parent / "datasets" / "mnist"
+
+
+def _describe_start(raw: bytes) -> str:
+    head = raw[:64].lstrip().lower()
+    if raw[:2] == b"\x1f\x8b":
+        return " (it looks gzip-compressed: give it a .gz name)"
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+        return " (it looks like an HTML page, not MNIST data)"
+    return ""
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataFormatError(f"{path}: is a directory, expected a file") from None
+    if path.suffix == ".gz":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(f"{path}: not a valid gzip file ({e}){_describe_start(raw)}") from None
+    return raw
+
+
+def read_idx(path, expected_md5: str | None = None) -> np.ndarray:
+    """Read one IDX file (``.gz`` or raw) into a uint8 array.
+
+    Images (magic 2051) come back as ``(count, rows, cols)``, labels (magic 2049) as ``(count,)``.
+    If ``expected_md5`` is given, the uncompressed bytes must match it.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 8:
+        raise DataFormatError(f"{path}: truncated header ({len(raw)} bytes, an IDX header needs at least 8)")
+    magic, count = struct.unpack(">II", raw[:8])
+    if magic == IMAGES_MAGIC:
+        if len(raw) < 16:
+            raise DataFormatError(f"{path}: truncated header ({len(raw)} bytes, an IDX image header has 16)")
+        rows, cols = struct.unpack(">II", raw[8:16])
+        shape, offset = (count, rows, cols), 16
+    elif magic == LABELS_MAGIC:
+        shape, offset = (count,), 8
+    else:
+        raise DataFormatError(
+            f"{path}: wrong magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (images) "
+            f"or 0x{LABELS_MAGIC:08x} (labels){_describe_start(raw)}"
+        )
+    expected = int(np.prod(shape, dtype=np.int64))
+    have = len(raw) - offset
+    if have < expected:
+        raise DataFormatError(f"{path}: truncated data: header promises {expected} bytes, file has {have}")
+    if have > expected:
+        raise DataFormatError(f"{path}: {have - expected} trailing bytes after the {expected} the header promises")
+    if expected_md5 is not None:
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != expected_md5:
+            raise DataFormatError(f"{path}: checksum mismatch: md5 {digest}, expected {expected_md5}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape).copy()
+
+
+def _find_idx(directory: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataFormatError(f"{directory}: no {stem}.gz or {stem} in this directory")
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, img_path, lab_path) -> None:
+    if images.ndim != 3:
+        raise DataFormatError(f"{img_path}: expected an image file (3-D), got {images.ndim}-D data")
+    if labels.ndim != 1:
+        raise DataFormatError(f"{lab_path}: expected a label file (1-D), got {labels.ndim}-D data")
+    if images.shape[1:] != (28, 28):
+        raise DataFormatError(f"{img_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
+    if len(images) != len(labels):
+        raise DataFormatError(
+            f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels"
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        bad = int(np.argmax(labels >= NUM_CLASSES))
+        raise DataFormatError(f"{lab_path}: label {labels[bad]} at index {bad} is out of range 0..9")
+
+
+def _read_idx_dir(directory: Path, verify: bool):
+    out = {}
+    for key, (stem, md5) in MNIST_FILES.items():
+        path = _find_idx(directory, stem)
+        out[key] = (read_idx(path, md5 if verify else None), path)
+    for split in ("train", "test"):
+        (x, xp), (y, yp) = out[f"{split}_images"], out[f"{split}_labels"]
+        _check_pair(x, y, xp, yp)
+    return (out["train_images"][0], out["train_labels"][0]), (out["test_images"][0], out["test_labels"][0])
+
+
+def _raise_csv_cell_error(path: Path, body: str, ncols: int) -> None:
+    """Slow scan that names the first bad line; only runs once the fast parser has failed."""
+    for r, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise DataFormatError(f"{path}: line {r + 2} has {len(cells)} cells, expected {ncols}")
+        for c in cells:
+            try:
+                int(c)
+            except ValueError:
+                raise DataFormatError(f"{path}: line {r + 2}: non-numeric cell {c.strip()!r}") from None
+
+
+def load_csv(path):
+    """Read a Kaggle digit-recognizer CSV: ``label,pixel0..pixel783`` (``test.csv``: no label).
+
+    Returns ``(X, y)`` with ``X`` uint8 ``(N, 784)`` and ``y`` int64, or ``y = None`` when the
+    file has no label column.
+    """
+    path = Path(path)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            header = f.readline().strip()
+            body = f.read()
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a text CSV file") from None
+    columns = [c.strip() for c in header.split(",")]
+    pixels = [f"pixel{i}" for i in range(IMAGE_PIXELS)]
+    if columns == ["label"] + pixels:
+        has_label = True
+    elif columns == pixels:
+        has_label = False
+    else:
+        shown = ",".join(columns[:3]) + (",..." if len(columns) > 3 else "")
+        raise DataFormatError(
+            f"{path}: wrong CSV header '{shown}' ({len(columns)} columns); expected "
+            "'label,pixel0,...,pixel783' or 'pixel0,...,pixel783'"
+        )
+    ncols = len(columns)
+    try:
+        data = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as e:
+        _raise_csv_cell_error(path, body, ncols)
+        raise DataFormatError(f"{path}: {e}") from None
+    if data.size == 0:
+        data = np.empty((0, ncols), dtype=np.int64)
+    if data.shape[1] != ncols:
+        _raise_csv_cell_error(path, body, ncols)
+    X = data[:, 1:] if has_label else data
+    if X.size and (X.min() < 0 or X.max() > 255):
+        r = int(np.argmax(((X < 0) | (X > 255)).any(axis=1)))
+        raise DataFormatError(f"{path}: line {r + 2}: pixel values must lie in 0..255")
+    y = None
+    if has_label:
+        y = data[:, 0].copy()
+        if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+            r = int(np.argmax((y < 0) | (y >= NUM_CLASSES)))
+            raise DataFormatError(f"{path}: line {r + 2}: label {y[r]} is out of range 0..9")
+    return X.astype(np.uint8), y
+
+
+def train_val_split(X, y, fraction: float = 0.1, seed: int = 0):
+    """Seeded random split: ``(X_train, y_train), (X_val, y_val)`` with ``fraction`` held out."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must lie strictly between 0 and 1, got {fraction}")
+    n = len(X)
+    n_val = int(round(n * fraction))
+    if n_val == 0 or n_val == n:
+        raise ValueError(f"validation fraction {fraction} of {n} samples leaves an empty split")
+    perm = np.random.default_rng(seed).permutation(n)
+    val, train = perm[:n_val], perm[n_val:]
+    return (X[train], y[train]), (X[val], y[val])
+
+
+def _normalize(X_train, X_test, normalize: str):
+    X_train = X_train.reshape(len(X_train), -1).astype(np.float32)
+    X_test = X_test.reshape(len(X_test), -1).astype(np.float32)
+    if normalize == "scale":
+        X_train /= 255.0
+        X_test /= 255.0
+    elif normalize == "standardize":
+        # Per-pixel statistics of the training set only. Pixels that never vary in training
+        # (the borders) keep unit scale instead of being divided by ~0.
+        mean = X_train.mean(axis=0)
+        std = X_train.std(axis=0)
+        std[std < 1e-6] = 1.0
+        X_train = (X_train - mean) / std
+        X_test = (X_test - mean) / std
+    elif normalize != "none":
+        raise ValueError(f"normalize must be 'scale', 'standardize' or 'none', got {normalize!r}")
+    return np.ascontiguousarray(X_train, dtype=np.float32), np.ascontiguousarray(X_test, dtype=np.float32)
+
+
+def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.0, seed: int = 0,
+               verify: bool | None = None):
+    """Load MNIST as float32 ``(N, 784)`` images and int64 labels.
+
+    ``path``: ``None`` for the copy shipped with the package (works offline), a directory of the
+    four standard IDX files (``.gz`` or raw), or a Kaggle ``train.csv`` (which has no test split:
+    10 % of it, seeded, becomes the test set).
+
+    ``normalize``: ``"scale"`` (``/255`` into [0, 1]), ``"standardize"`` (per-pixel mean/std of the
+    training set) or ``"none"`` (raw 0..255 as float32).
+
+    ``validation_split``: if > 0, that fraction of the training set (seeded by ``seed``) is held out
+    and the result is ``(train, val, test)`` instead of ``(train, test)``.
+
+    ``verify``: check md5 sums against the published files; on by default for the bundled copy.
+    """
+    if path is None:
+        path = bundled_mnist_dir()
+        verify = True if verify is None else verify
+    path = Path(os.fspath(path))
+    if path.is_dir():
+        (Xtr, ytr), (Xte, yte) = _read_idx_dir(path, bool(verify))
+    elif path.suffix.lower() == ".csv":
+        X, y = load_csv(path)
+        if y is None:
+            raise DataFormatError(f"{path}: this CSV has no label column, so it cannot be trained on")
+        (Xtr, ytr), (Xte, yte) = train_val_split(X, y, 0.1, seed)
+    elif not path.exists():
+        raise DataFormatError(f"{path}: no such file or directory")
+    else:
+        raise DataFormatError(f"{path}: expected a directory of MNIST IDX files or a .csv file")
+
+    Xtr, Xte = _normalize(Xtr, Xte, normalize)
+    ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
+    if validation_split:
+        (Xtr, ytr), (Xval, yval) = train_val_split(Xtr, ytr, validation_split, seed)
+        return (Xtr, ytr), (Xval, yval), (Xte, yte)
+    return (Xtr, ytr), (Xte, yte)

@@ -1,0 +1,64 @@
+"""Comparing a backend against the NumPy reference: the one helper and the one tolerance table.
+
+A comparison passes where ``|got - ref| <= atol + rtol * |ref|`` for every element; NaN or Inf in
+``got`` always fails. The reference is the numpy backend run in float64 on the same float32 inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tol:
+    rtol: float
+    atol: float
+
+
+# Why these numbers (float32 has eps = 1.2e-7):
+# - gemm / linear: a K-term dot product in float32 carries a rounding error that grows like
+#   sqrt(K) * eps * |partial sums|. Test inputs lie in [-1, 1] with K <= 2048, so the error stays
+#   near 1e-5; 1e-4 leaves room for any summation order (blocked, FMA) without hiding a wrong index,
+#   which shows up as an O(1) error.
+# - elementwise (ReLU mask, SGD update): one or two roundings per element.
+# - reduction (bias gradient): a sum of up to a few thousand terms of size <= 1.
+# - softmax_xent: exp/log in float32 on logits up to |z| ~ 1e4 after the max shift.
+# - training: float32 backends that sum in different orders drift apart slowly over SGD steps;
+#   over the 64 steps of the parity test the losses agree to ~3e-7 relative and the weights to
+#   ~1.5e-7 (measured); the bounds leave 30-60x room for a different GEMM summation order.
+# - gradcheck: central differences in float64 with h = 1e-6 have truncation error ~h^2 and
+#   cancellation error ~eps64 / h ~ 1e-10.
+TOLERANCES = {
+    "gemm": Tol(rtol=1e-4, atol=1e-4),
+    "linear": Tol(rtol=1e-4, atol=1e-4),
+    "elementwise": Tol(rtol=1e-6, atol=1e-7),
+    "reduction": Tol(rtol=1e-5, atol=1e-5),
+    "softmax_xent": Tol(rtol=1e-5, atol=1e-6),
+    "training_loss": Tol(rtol=1e-5, atol=1e-6),
+    "training_weights": Tol(rtol=1e-4, atol=1e-5),
+    "gradcheck": Tol(rtol=1e-5, atol=1e-8),
+}
+
+
+def assert_close(got, ref, op: str, name: str = "") -> None:
+    """Raise AssertionError with the worst element if ``got`` is not within ``TOLERANCES[op]``."""
+    tol = TOLERANCES[op]
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    label = f"{op}{' ' + name if name else ''}"
+    if got.shape != ref.shape:
+        raise AssertionError(f"{label}: shape {got.shape} != reference shape {ref.shape}")
+    if not np.isfinite(got).all():
+        idx = np.unravel_index(np.argmax(~np.isfinite(got)), got.shape)
+        raise AssertionError(f"{label}: non-finite value {got[idx]} at {idx}")
+    err = np.abs(got - ref)
+    excess = err - (tol.atol + tol.rtol * np.abs(ref))
+    if got.size and excess.max() > 0:
+        idx = np.unravel_index(np.argmax(excess), got.shape)
+        raise AssertionError(
+            f"{label}: {np.count_nonzero(excess > 0)} of {got.size} elements out of tolerance "
+            f"(rtol={tol.rtol}, atol={tol.atol}); worst at {idx}: got {got[idx]!r}, ref {ref[idx]!r}, "
+            f"max abs err {err.max():.3g}"
+        )
