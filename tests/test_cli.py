@@ -1,0 +1,64 @@
+"""``mnistfast train`` end to end on a small real subset, and its error handling."""
+
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mnistfast as mf
+from mnistfast.cli import main
+from mnistfast.data import MNIST_FILES, bundled_mnist_dir, read_idx
+
+
+@pytest.fixture(scope="module")
+def small_mnist_dir(tmp_path_factory):
+    """The first 3000 / 500 real images, written as a standard IDX directory."""
+    d = tmp_path_factory.mktemp("mnist_small")
+    for key, (stem, _) in MNIST_FILES.items():
+        arr = read_idx(bundled_mnist_dir() / (stem + ".gz"))[: 3000 if key.startswith("train") else 500]
+        magic = 2051 if arr.ndim == 3 else 2049
+        header = np.array([magic, *arr.shape], dtype=">u4").tobytes()
+        (d / (stem + ".gz")).write_bytes(gzip.compress(header + arr.tobytes()))
+    return d
+
+
+def test_train_writes_history_and_model(small_mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(small_mnist_dir), "--epochs", "2", "--batch-size", "64",
+               "--layers", "784,64,10", "--out", str(out), "--validation-split", "0.1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "Epoch 2/2" in printed and "test accuracy:" in printed
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "time", "lr"} <= set(history["epochs"][0])
+    assert history["test_accuracy"] > 0.8
+    model = mf.load_model(out / "model.npz")
+    (_, _), (Xt, yt) = mf.load_mnist(small_mnist_dir)
+    assert model.evaluate(Xt, yt)["accuracy"] == pytest.approx(history["test_accuracy"])
+
+
+def test_python_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "mnistfast", "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--batch-size" in r.stdout and "--lr-schedule" in r.stdout
+
+
+def test_bad_data_path_is_a_clean_error(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "mnistfast: error:" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_layers_must_fit_the_data(small_mnist_dir, tmp_path, capsys):
+    assert main(["train", "--data", str(small_mnist_dir), "--layers", "100,10", "--out", str(tmp_path)]) == 2
+    assert "--layers starts with 100 inputs but the images have 784 pixels" in capsys.readouterr().err
+
+
+def test_bad_flag_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--layers", "784,a"])
+    with pytest.raises(SystemExit):
+        main(["train", "--lr", "-1"])

@@ -1,0 +1,169 @@
+"""Training on cpp reproduces the numpy reference run; a short run learns; models round-trip."""
+
+import numpy as np
+import pytest
+
+import mnistfast as mf
+from mnistfast.testing import assert_close
+
+
+class StepLosses(mf.Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, step, logs):
+        self.losses.append(logs["loss"])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_cpp_training_reproduces_numpy(mnist_small, shuffle):
+    (X, y), _ = mnist_small
+    X, y = X[:1000], y[:1000]  # batch 32 does not divide 1000: the last batch has 8 rows
+    runs = {}
+    for backend in ("numpy", "cpp"):
+        model = mf.MLP(backend=backend, seed=7)
+        steps = StepLosses()
+        model.fit(X, y, epochs=2, batch_size=32, lr=0.1, shuffle=shuffle, verbose=0, callbacks=[steps])
+        runs[backend] = (np.array(steps.losses), model.get_params())
+    (loss_np, w_np), (loss_cpp, w_cpp) = runs["numpy"], runs["cpp"]
+    assert len(loss_np) == 64
+    assert loss_np[-1] < 0.6 * loss_np[0]
+    assert_close(loss_cpp, loss_np, "training_loss", "per-step loss")
+    for k, (a, b) in enumerate(zip(w_cpp, w_np)):
+        assert_close(a, b, "training_weights", f"param {k}")
+
+
+def test_shuffle_false_takes_batches_in_order(mnist_small):
+    (X, y), _ = mnist_small
+    a = mf.MLP(backend="numpy", seed=1)
+    a.fit(X[:64], y[:64], epochs=1, batch_size=32, shuffle=False, verbose=0)
+    b = mf.MLP(backend="numpy", seed=1)
+    for lo in (0, 32):
+        b.fit(X[lo:lo + 32], y[lo:lo + 32], epochs=1, batch_size=32, shuffle=False, verbose=0)
+    for p, q in zip(a.get_params(), b.get_params()):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_short_run_learns(mnist_small):
+    (X, y), (Xt, yt) = mnist_small
+    model = mf.MLP(backend="cpp", seed=0)
+    history = model.fit(X, y, epochs=3, batch_size=64, lr=0.2, validation_data=(Xt, yt), verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = model.evaluate(Xt, yt)
+    assert result["accuracy"] > 0.88, result  # chance is 0.10
+    assert history.history["val_accuracy"][-1] == result["accuracy"]
+
+
+def test_cosine_schedule_anneals(mnist_small):
+    (X, y), _ = mnist_small
+    h = mf.MLP(backend="cpp", seed=0).fit(X[:256], y[:256], epochs=4, lr=0.4, lr_schedule="cosine", verbose=0)
+    lrs = h.history["lr"]
+    assert lrs[0] == 0.4 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] > 0
+
+
+def test_same_seed_same_run(mnist_small):
+    (X, y), _ = mnist_small
+    params = []
+    for _ in range(2):
+        model = mf.MLP(backend="cpp", seed=5)
+        model.fit(X[:500], y[:500], epochs=1, batch_size=50, verbose=0)
+        params.append(model.get_params())
+    for p, q in zip(*params):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_save_load_round_trip(tmp_path, mnist_small):
+    (X, y), (Xt, _) = mnist_small
+    model = mf.MLP([784, 32, 10], backend="cpp", seed=0)
+    model.fit(X[:500], y[:500], epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = mf.load_model(tmp_path / "m.npz")
+    assert loaded.layers == (784, 32, 10)
+    np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
+    np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_predict_proba_is_a_distribution(mnist_small):
+    (_, _), (Xt, _) = mnist_small
+    p = mf.MLP(backend="cpp", seed=0).predict_proba(Xt[:100])
+    assert p.shape == (100, 10) and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_get_set_params(mnist_small):
+    a, b = mf.MLP(backend="cpp", seed=0), mf.MLP(backend="numpy", seed=1)
+    b.set_params(a.get_params())
+    for p, q in zip(a.get_params(), b.get_params()):
+        np.testing.assert_array_equal(p, q)
+    assert [p.shape for p in a.get_params()] == [(784, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
+    assert all(p.dtype == np.float32 for p in a.get_params())
+
+
+@pytest.mark.parametrize("X_shape,msg", [((10, 783), r"X has shape \(10, 783\), expected \(n_samples, 784\)"),
+                                         ((784,), r"X has shape \(784,\)")])
+def test_fit_rejects_bad_x_shape(X_shape, msg):
+    with pytest.raises(ValueError, match=msg):
+        mf.MLP(backend="cpp").fit(np.zeros(X_shape, np.float32), np.zeros(10, np.int64), verbose=0)
+
+
+def test_fit_rejects_bad_labels():
+    model, X = mf.MLP(backend="cpp"), np.zeros((4, 784), np.float32)
+    with pytest.raises(ValueError, match=r"y\[2\] = 10 is not a class label in 0..9"):
+        model.fit(X, np.array([0, 1, 10, 2]), verbose=0)
+    with pytest.raises(ValueError, match=r"y has shape \(3,\), expected \(4,\)"):
+        model.fit(X, np.array([0, 1, 2]), verbose=0)
+    with pytest.raises(TypeError, match="integer class labels"):
+        model.fit(X, np.array([0.5, 1, 2, 3]), verbose=0)
+
+
+def test_fit_rejects_bad_values():
+    model, X, y = mf.MLP(backend="cpp"), np.zeros((4, 784), np.float32), np.zeros(4, np.int64)
+    X_nan = X.copy()
+    X_nan[1, 3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        model.fit(X_nan, y, verbose=0)
+    with pytest.raises(TypeError, match="X has dtype <U1"):
+        model.fit(np.full((4, 784), "a"), y, verbose=0)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        model.fit(X, y, lr=-1, verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.fit(X, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        model.fit(X, y, lr_schedule="step", verbose=0)
+
+
+def test_divergence_is_reported(mnist_small):
+    (X, y), _ = mnist_small
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        mf.MLP(backend="cpp", seed=0).fit(X[:512], y[:512], lr=1e5, epochs=3, verbose=0)
+
+
+def test_bad_layers_and_backend():
+    with pytest.raises(ValueError, match="at least two positive integers"):
+        mf.MLP([784])
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        mf.MLP(backend="tpu")
+    with pytest.raises(ValueError, match="only float32"):
+        mf.MLP(backend="cpp", dtype=np.float64)
+
+
+def test_load_model_rejects_non_models(tmp_path):
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a mnistfast model archive"):
+        mf.load_model(bad)
+    np.savez(tmp_path / "y.npz", W1=np.zeros(3))
+    with pytest.raises(ValueError, match="no readable 'config'"):
+        mf.load_model(tmp_path / "y.npz")
+    with pytest.raises(FileNotFoundError):
+        mf.load_model(tmp_path / "missing.npz")
+
+
+def test_verbose_progress_prints_epochs(mnist_small, capsys):
+    (X, y), _ = mnist_small
+    mf.MLP(backend="cpp", seed=0).fit(X[:512], y[:512], epochs=2, batch_size=32, verbose=1)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "8/16" in out  # a progress line in the middle of the epoch
+    assert "16/16 -" in out and "loss:" in out and "accuracy:" in out
