@@ -4,6 +4,7 @@
 // output converted to float32 would be a temporary the caller never sees.
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <sstream>
@@ -314,4 +315,18 @@ PYBIND11_MODULE(_core, m) {
         mf::set_threads(n);
     }, py::arg("n"));
     m.def("has_openmp", &mf::have_openmp);
+    m.def("gemm_kernel", [] { return std::string(mf::gemm_kernel_name(mf::gemm_kernel())); },
+          "The micro-kernel sgemm uses now: 'avx2', 'generic' or 'naive'.");
+    m.def("available_gemm_kernels", [] {
+        std::vector<std::string> names;
+        for (auto k : mf::available_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
+        return names;
+    });
+    m.def("set_gemm_kernel", [](const std::string& name) {
+        try {
+            mf::set_gemm_kernel(name);
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(std::string("set_gemm_kernel: ") + e.what());
+        }
+    }, py::arg("name"), "'auto' (the best this CPU supports) or one of available_gemm_kernels().");
 }

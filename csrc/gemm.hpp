@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 namespace mf {
 
@@ -39,19 +41,30 @@ struct GemmArgs {
 // Plain triple loop: the oracle the fast kernel is tested against.
 void sgemm_naive(const GemmArgs& g);
 
-// The production entry point.
+// The production entry point: the packed, blocked GEMM with the selected micro-kernel.
 void sgemm(const GemmArgs& g);
 
-// Applies the epilogue to one row segment C[i, j0:j1) that already holds alpha*AB + beta*C.
-inline void apply_epilogue_row(const Epilogue& ep, int i, int j0, int j1, float* crow) {
+// Which implementation sgemm runs. The default is the fastest the CPU supports; tests switch
+// it to check every path on the same machine.
+enum class GemmKernel { Naive, Generic, Avx2 };
+const char* gemm_kernel_name(GemmKernel k);
+std::vector<GemmKernel> available_gemm_kernels();
+GemmKernel gemm_kernel();
+void set_gemm_kernel(const std::string& name);  // "auto" or a name; throws std::invalid_argument
+
+// Applies the epilogue to C[i, j0 : j0 + n), stored at c[0 : n), which already holds
+// alpha * AB + beta * C. Static: each file gets its own copy, so the -mavx2 file cannot lend
+// AVX2 code to the others through the linker.
+static inline void apply_epilogue_row(const Epilogue& ep, int i, int j0, int n, float* c) {
     if (ep.empty()) return;
-    const float* mrow = ep.mask ? ep.mask + i * ep.ldmask : nullptr;
-    for (int j = j0; j < j1; ++j) {
-        float v = crow[j];
-        if (ep.bias) v += ep.bias[j];
+    const float* mrow = ep.mask ? ep.mask + i * ep.ldmask + j0 : nullptr;
+    const float* bias = ep.bias ? ep.bias + j0 : nullptr;
+    for (int k = 0; k < n; ++k) {
+        float v = c[k];
+        if (bias) v += bias[k];
         if (ep.relu) v = v > 0.0f ? v : 0.0f;
-        if (mrow && !(mrow[j] > 0.0f)) v = 0.0f;
-        crow[j] = v;
+        if (mrow && !(mrow[k] > 0.0f)) v = 0.0f;
+        c[k] = v;
     }
 }
 

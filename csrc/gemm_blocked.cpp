@@ -1,0 +1,179 @@
+// Packed, cache-blocked SGEMM (the BLIS loop nest) around an MR x NR micro-kernel.
+//
+//   for jc in N step NC           B panel  (KC x NC) lives in L3
+//     for pc in K step KC
+//       for ic in M step MC       A block  (MC x KC) lives in L2
+//         pack B panel, pack A block   (all threads together)
+//         for jr in NC step NR    B sliver (KC x NR) lives in L1
+//           for ir in MC step MR
+//             micro-kernel
+//
+// Threads split the packing and then the (jr, ir) tiles of each block. Every element of C is
+// produced by exactly one tile, summed over K in the same order whatever the thread count, so
+// results are bitwise identical for 1, 2 or any number of threads.
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "gemm_kernel.hpp"
+#include "parallel.hpp"
+
+namespace mf {
+
+namespace {
+
+#ifndef MNISTFAST_MC  // overridable only to sweep the blocking on a new machine
+#define MNISTFAST_MC 144
+#define MNISTFAST_KC 256
+#define MNISTFAST_NC 2048
+#endif
+constexpr int MC = MNISTFAST_MC;  // 24 A slivers: 144 x 256 floats = 144 KiB of L2
+constexpr int KC = MNISTFAST_KC;  // B sliver 256 x 16 floats = 16 KiB of L1, A sliver 6 KiB
+constexpr int NC = MNISTFAST_NC;  // B panel 256 x 2048 floats = 2 MiB of L3
+// Below this many multiply-adds a second thread costs more (wake-up, barriers) than it saves.
+constexpr long MIN_PARALLEL_MACS = 64L * 64 * 64;
+
+struct AlignedFree {
+    void operator()(float* p) const { std::free(p); }
+};
+
+// A per-calling-thread scratch buffer that only grows: GEMMs from a training loop reuse it.
+float* scratch(std::unique_ptr<float, AlignedFree>& buf, size_t& cap, size_t n) {
+    if (n > cap) {
+        const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+        buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+        if (!buf) throw std::bad_alloc();
+        cap = n;
+    }
+    return buf.get();
+}
+
+// One MR-row sliver of op(A)[i0 : i0+mr, p0 : p0+kc], zero-padded to MR rows.
+void pack_a_sliver(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst) {
+    if (g.trans_a) {  // op(A)[i, p] = A[p, i]: MR consecutive floats per p
+        for (int p = 0; p < kc; ++p) {
+            const float* src = g.A + (p0 + p) * g.lda + i0;
+            float* d = dst + p * MR;
+            for (int r = 0; r < mr; ++r) d[r] = src[r];
+            for (int r = mr; r < MR; ++r) d[r] = 0.0f;
+        }
+    } else {  // op(A)[i, p] = A[i, p]: read each row along p
+        for (int r = 0; r < mr; ++r) {
+            const float* src = g.A + (i0 + r) * g.lda + p0;
+            for (int p = 0; p < kc; ++p) dst[p * MR + r] = src[p];
+        }
+        for (int r = mr; r < MR; ++r)
+            for (int p = 0; p < kc; ++p) dst[p * MR + r] = 0.0f;
+    }
+}
+
+// One NR-column sliver of op(B)[p0 : p0+kc, j0 : j0+nr], zero-padded to NR columns.
+void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst) {
+    if (g.trans_b) {  // op(B)[p, j] = B[j, p]: read each row of B along p
+        for (int c = 0; c < nr; ++c) {
+            const float* src = g.B + (j0 + c) * g.ldb + p0;
+            for (int p = 0; p < kc; ++p) dst[p * NR + c] = src[p];
+        }
+        for (int c = nr; c < NR; ++c)
+            for (int p = 0; p < kc; ++p) dst[p * NR + c] = 0.0f;
+    } else {  // op(B)[p, j] = B[p, j]: NR consecutive floats per p
+        for (int p = 0; p < kc; ++p) {
+            const float* src = g.B + (p0 + p) * g.ldb + j0;
+            float* d = dst + p * NR;
+            for (int c = 0; c < nr; ++c) d[c] = src[c];
+            for (int c = nr; c < NR; ++c) d[c] = 0.0f;
+        }
+    }
+}
+
+// C = beta * C (or 0) then the epilogue: the whole GEMM when K == 0.
+void scale_only(const GemmArgs& g) {
+    for (int i = 0; i < g.M; ++i) {
+        float* crow = g.C + i * g.ldc;
+        for (int j = 0; j < g.N; ++j) crow[j] = g.beta == 0.0f ? 0.0f : g.beta * crow[j];
+        apply_epilogue_row(g.ep, i, 0, g.N, crow);
+    }
+}
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
+    if (g.M == 0 || g.N == 0) return;
+    if (g.K == 0) return scale_only(g);
+
+    // Equal K blocks of at most KC: K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
+    const int k_blocks = ceil_div(g.K, KC);
+    const int kc_max = ceil_div(g.K, k_blocks);
+    const int mc_max = std::min(MC, ceil_div(g.M, MR) * MR);
+    const int nc_max = std::min(NC, ceil_div(g.N, NR) * NR);
+
+    thread_local std::unique_ptr<float, AlignedFree> a_buf, b_buf;
+    thread_local size_t a_cap = 0, b_cap = 0;
+    float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * kc_max);
+    float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * kc_max);
+
+    const long macs = static_cast<long>(g.M) * g.N * g.K;
+    const int threads = macs < MIN_PARALLEL_MACS ? 1 : max_threads();
+    (void)threads;
+
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        for (int jc = 0; jc < g.N; jc += NC) {
+            const int nc = std::min(NC, g.N - jc);
+            const int n_slivers = ceil_div(nc, NR);
+            for (int kb = 0; kb < k_blocks; ++kb) {
+                const int pc = kb * kc_max;
+                const int kc = std::min(kc_max, g.K - pc);
+                for (int ic = 0; ic < g.M; ic += MC) {
+                    const int mc = std::min(MC, g.M - ic);
+                    const int m_slivers = ceil_div(mc, MR);
+                    // The previous block's tiles must be done before its packs are overwritten.
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp barrier
+#endif
+                    if (ic == 0) {
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+                        for (int s = 0; s < n_slivers; ++s)
+                            pack_b_sliver(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
+                    }
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+                    for (int s = 0; s < m_slivers; ++s)
+                        pack_a_sliver(g, ic + s * MR, std::min(MR, mc - s * MR), pc, kc, a_pack + s * MR * kc);
+                    // (implicit barrier: both packs are complete)
+
+                    // Tiles in jr-major order, so a thread's consecutive tiles share a B sliver.
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+                    for (int t = 0; t < n_slivers * m_slivers; ++t) {
+                        const int jr = t / m_slivers, ir = t % m_slivers;
+                        const int i0 = ic + ir * MR, j0 = jc + jr * NR;
+                        TileStore st;
+                        st.C = g.C + i0 * g.ldc + j0;
+                        st.ldc = g.ldc;
+                        st.mr = std::min(MR, g.M - i0);
+                        st.nr = std::min(NR, g.N - j0);
+                        st.i0 = i0;
+                        st.j0 = j0;
+                        st.alpha = g.alpha;
+                        st.beta = g.beta;
+                        st.first_k = kb == 0;
+                        st.last_k = kb == k_blocks - 1;
+                        st.ep = &g.ep;
+                        kernel(kc, a_pack + ir * MR * kc, b_pack + jr * NR * kc, st);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace mf
