@@ -292,6 +292,29 @@ void sgd_update(const py::object& p_obj, const py::object& g_obj, float lr) {
     }
 }
 
+py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const py::object& out_obj) {
+    const char* fn = "take_rows";
+    auto src = checked(fn, "src", src_obj, 2, false);
+    auto idx = checked(fn, "idx", idx_obj, 1, false, py::dtype::of<int64_t>());
+    auto out = checked(fn, "out", out_obj, 2, true);
+    expect_shape(fn, "out", out, {idx.shape(0), src.shape(1)});
+    expect_no_alias(fn, "out", out, {{"src", &src}, {"idx", &idx}});
+    expect_int_range(fn, out);
+    const auto* ix = static_cast<const int64_t*>(idx.data());
+    const py::ssize_t rows = src.shape(0);
+    for (py::ssize_t i = 0; i < idx.shape(0); ++i) {
+        if (ix[i] < 0 || ix[i] >= rows) {
+            throw py::index_error(std::string(fn) + ": idx[" + std::to_string(i) + "] = " + std::to_string(ix[i]) +
+                                  " is out of bounds for " + std::to_string(rows) + " rows");
+        }
+    }
+    {
+        py::gil_scoped_release nogil;
+        mf::take_rows(fptr(src), static_cast<int>(src.shape(1)), ix, static_cast<int>(idx.shape(0)), fptr_mut(out));
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -309,6 +332,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("softmax_xent", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
           "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
     m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("lr"), "param -= lr * grad");
+    m.def("take_rows", &take_rows, py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
     m.def("num_threads", &mf::max_threads, "Threads the kernels use.");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));

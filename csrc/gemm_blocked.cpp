@@ -3,7 +3,8 @@
 //   for jc in N step NC           B panel  (KC x NC) lives in L3
 //     for pc in K step KC
 //       for ic in M step MC       A block  (MC x KC) lives in L2
-//         pack B panel, pack A block   (all threads together)
+//         pack B panel, pack A block   (all threads together; slivers already laid out
+//                                       as MR / NR consecutive floats are read in place)
 //         for jr in NC step NR    B sliver (KC x NR) lives in L1
 //           for ir in MC step MR
 //             micro-kernel
@@ -57,7 +58,12 @@ void pack_a_sliver(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst
             for (int r = 0; r < mr; ++r) d[r] = src[r];
             for (int r = mr; r < MR; ++r) d[r] = 0.0f;
         }
-    } else {  // op(A)[i, p] = A[i, p]: read each row along p
+    } else if (mr == MR) {  // op(A)[i, p] = A[i, p]: six row streams, written in sliver order
+        const float* rows[MR];
+        for (int r = 0; r < MR; ++r) rows[r] = g.A + (i0 + r) * g.lda + p0;
+        for (int p = 0; p < kc; ++p)
+            for (int r = 0; r < MR; ++r) dst[p * MR + r] = rows[r][p];
+    } else {
         for (int r = 0; r < mr; ++r) {
             const float* src = g.A + (i0 + r) * g.lda + p0;
             for (int p = 0; p < kc; ++p) dst[p * MR + r] = src[p];
@@ -114,6 +120,13 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
     float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * kc_max);
     float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * kc_max);
 
+    // Full slivers of op(A) = A^T are MR consecutive floats per k already: read them in place,
+    // unless the row stride is a multiple of 1 KiB, which would fold the sliver's kc rows onto a
+    // few L1 sets. (op(B) = B would qualify too, but its strides - 512 B for a 128-wide layer,
+    // 4 KiB at N = 1024 - are exactly the aliasing kind: measured slower, so B is always packed.)
+    const bool a_in_place = g.trans_a && (g.lda % 256) != 0;
+    const bool b_in_place = false;
+
     const long macs = static_cast<long>(g.M) * g.N * g.K;
     const int threads = macs < MIN_PARALLEL_MACS ? 1 : max_threads();
     (void)threads;
@@ -139,14 +152,18 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static) nowait
 #endif
-                        for (int s = 0; s < n_slivers; ++s)
-                            pack_b_sliver(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
+                        for (int s = 0; s < n_slivers; ++s) {
+                            const int nr = std::min(NR, nc - s * NR);
+                            if (!(b_in_place && nr == NR)) pack_b_sliver(g, pc, kc, jc + s * NR, nr, b_pack + s * NR * kc);
+                        }
                     }
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static)
 #endif
-                    for (int s = 0; s < m_slivers; ++s)
-                        pack_a_sliver(g, ic + s * MR, std::min(MR, mc - s * MR), pc, kc, a_pack + s * MR * kc);
+                    for (int s = 0; s < m_slivers; ++s) {
+                        const int mr = std::min(MR, mc - s * MR);
+                        if (!(a_in_place && mr == MR)) pack_a_sliver(g, ic + s * MR, mr, pc, kc, a_pack + s * MR * kc);
+                    }
                     // (implicit barrier: both packs are complete)
 
                     // Tiles in jr-major order, so a thread's consecutive tiles share a B sliver.
@@ -168,7 +185,11 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
                         st.first_k = kb == 0;
                         st.last_k = kb == k_blocks - 1;
                         st.ep = &g.ep;
-                        kernel(kc, a_pack + ir * MR * kc, b_pack + jr * NR * kc, st);
+                        const bool a_direct = a_in_place && st.mr == MR;
+                        const bool b_direct = b_in_place && st.nr == NR;
+                        const float* a = a_direct ? g.A + pc * g.lda + i0 : a_pack + ir * MR * kc;
+                        const float* b = b_direct ? g.B + pc * g.ldb + j0 : b_pack + jr * NR * kc;
+                        kernel(kc, a, a_direct ? g.lda : MR, b, b_direct ? g.ldb : NR, st);
                     }
                 }
             }

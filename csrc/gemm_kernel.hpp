@@ -1,8 +1,10 @@
 // The register-blocked heart of the packed GEMM: one MR x NR tile of C from packed slivers.
 //
-// Packed layouts (zero-padded to full MR / NR, so kernels never test bounds while multiplying):
-//   A sliver: kc steps of MR values, a[p * MR + r] = op(A)[i0 + r, p0 + p]
-//   B sliver: kc steps of NR values, b[p * NR + c] = op(B)[p0 + p, j0 + c]
+// Sliver layouts: a[p * a_step + r] = op(A)[i0 + r, p0 + p] for r < MR and
+//                  b[p * b_step + c] = op(B)[p0 + p, j0 + c] for c < NR.
+// Packed slivers (zero-padded to full MR / NR) have a_step = MR, b_step = NR. A full sliver
+// whose MR (NR) values already lie together in memory is read in place, a_step = lda (ldb):
+// op(A) = A^T and op(B) = B need no packing.
 #pragma once
 
 #include <cstddef>
@@ -40,11 +42,14 @@ static inline void store_tile_scalar(const float* acc, const TileStore& st) {
     }
 }
 
-using MicroKernel = void (*)(int kc, const float* a, const float* b, const TileStore& st);
+using MicroKernel = void (*)(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
+                             const TileStore& st);
 
-void micro_kernel_generic(int kc, const float* a, const float* b, const TileStore& st);
+void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
+                          const TileStore& st);
 #if defined(__x86_64__) || defined(_M_X64)
-void micro_kernel_avx2(int kc, const float* a, const float* b, const TileStore& st);
+void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
+                       const TileStore& st);
 #endif
 
 }  // namespace mf

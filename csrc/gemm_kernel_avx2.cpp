@@ -2,30 +2,47 @@
 // the run-time CPU check in gemm.cpp has seen both features.
 #include <immintrin.h>
 
+#include <cstdint>
+
 #include "gemm_kernel.hpp"
 
 namespace mf {
 
 namespace {
 
-// Full tiles: alpha/beta and the epilogue on whole vectors, straight from the accumulators.
-inline void store_row(__m256 lo, __m256 hi, float* c, int i, int j0, const TileStore& st) {
+// lanes_mask(n): the first n of 8 lanes on (n clamped to 0..8), for masked loads and stores.
+inline __m256i lanes_mask(int n) {
+    alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    n = n < 0 ? 0 : (n > 8 ? 8 : n);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
+}
+
+// One row of a tile: alpha/beta and the epilogue on whole vectors, straight from the
+// accumulators. Edge tiles (Masked) touch only their valid columns, never memory past them.
+template <bool Masked>
+inline __m256 load8(const float* p, __m256i m) {
+    if constexpr (Masked) return _mm256_maskload_ps(p, m);
+    else return _mm256_loadu_ps(p);
+}
+
+template <bool Masked>
+inline void store_row(__m256 lo, __m256 hi, float* c, int i, const TileStore& st, __m256i mlo, __m256i mhi) {
     const __m256 alpha = _mm256_set1_ps(st.alpha);
     lo = _mm256_mul_ps(lo, alpha);
     hi = _mm256_mul_ps(hi, alpha);
     if (!st.first_k) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(c));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(c + 8));
+        lo = _mm256_add_ps(lo, load8<Masked>(c, mlo));
+        hi = _mm256_add_ps(hi, load8<Masked>(c + 8, mhi));
     } else if (st.beta != 0.0f) {
         const __m256 beta = _mm256_set1_ps(st.beta);
-        lo = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c), lo);
-        hi = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8), hi);
+        lo = _mm256_fmadd_ps(beta, load8<Masked>(c, mlo), lo);
+        hi = _mm256_fmadd_ps(beta, load8<Masked>(c + 8, mhi), hi);
     }
     if (st.last_k) {
         const Epilogue& ep = *st.ep;
         if (ep.bias) {
-            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ep.bias + j0));
-            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ep.bias + j0 + 8));
+            lo = _mm256_add_ps(lo, load8<Masked>(ep.bias + st.j0, mlo));
+            hi = _mm256_add_ps(hi, load8<Masked>(ep.bias + st.j0 + 8, mhi));
         }
         const __m256 zero = _mm256_setzero_ps();
         if (ep.relu) {
@@ -34,18 +51,31 @@ inline void store_row(__m256 lo, __m256 hi, float* c, int i, int j0, const TileS
             hi = _mm256_max_ps(hi, zero);
         }
         if (ep.mask) {
-            const float* m = ep.mask + i * ep.ldmask + j0;
-            lo = _mm256_and_ps(lo, _mm256_cmp_ps(_mm256_loadu_ps(m), zero, _CMP_GT_OQ));
-            hi = _mm256_and_ps(hi, _mm256_cmp_ps(_mm256_loadu_ps(m + 8), zero, _CMP_GT_OQ));
+            const float* m = ep.mask + i * ep.ldmask + st.j0;
+            lo = _mm256_and_ps(lo, _mm256_cmp_ps(load8<Masked>(m, mlo), zero, _CMP_GT_OQ));
+            hi = _mm256_and_ps(hi, _mm256_cmp_ps(load8<Masked>(m + 8, mhi), zero, _CMP_GT_OQ));
         }
     }
-    _mm256_storeu_ps(c, lo);
-    _mm256_storeu_ps(c + 8, hi);
+    if constexpr (Masked) {
+        _mm256_maskstore_ps(c, mlo, lo);
+        _mm256_maskstore_ps(c + 8, mhi, hi);
+    } else {
+        _mm256_storeu_ps(c, lo);
+        _mm256_storeu_ps(c + 8, hi);
+    }
+}
+
+template <bool Masked>
+inline void store_tile(const __m256 (&acc)[MR][2], const TileStore& st) {
+    const __m256i mlo = lanes_mask(st.nr), mhi = lanes_mask(st.nr - 8);
+    for (int r = 0; r < (Masked ? st.mr : MR); ++r)
+        store_row<Masked>(acc[r][0], acc[r][1], st.C + r * st.ldc, st.i0 + r, st, mlo, mhi);
 }
 
 }  // namespace
 
-void micro_kernel_avx2(int kc, const float* a, const float* b, const TileStore& st) {
+void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
+                       const TileStore& st) {
     static_assert(MR == 6 && NR == 16, "the AVX2 kernel is written for a 6 x 16 tile");
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -61,9 +91,9 @@ void micro_kernel_avx2(int kc, const float* a, const float* b, const TileStore& 
     }
 
 #pragma GCC unroll 4
-    for (int p = 0; p < kc; ++p, a += MR, b += NR) {
-        const __m256 b0 = _mm256_load_ps(b);
-        const __m256 b1 = _mm256_load_ps(b + 8);
+    for (int p = 0; p < kc; ++p, a += a_step, b += b_step) {
+        const __m256 b0 = _mm256_loadu_ps(b);  // unaligned: B may be read in place
+        const __m256 b1 = _mm256_loadu_ps(b + 8);
         __m256 ar;
         ar = _mm256_broadcast_ss(a + 0);
         c00 = _mm256_fmadd_ps(ar, b0, c00);
@@ -85,23 +115,9 @@ void micro_kernel_avx2(int kc, const float* a, const float* b, const TileStore& 
         c51 = _mm256_fmadd_ps(ar, b1, c51);
     }
 
-    if (st.mr == MR && st.nr == NR) {
-        float* c = st.C;
-        store_row(c00, c01, c + 0 * st.ldc, st.i0 + 0, st.j0, st);
-        store_row(c10, c11, c + 1 * st.ldc, st.i0 + 1, st.j0, st);
-        store_row(c20, c21, c + 2 * st.ldc, st.i0 + 2, st.j0, st);
-        store_row(c30, c31, c + 3 * st.ldc, st.i0 + 3, st.j0, st);
-        store_row(c40, c41, c + 4 * st.ldc, st.i0 + 4, st.j0, st);
-        store_row(c50, c51, c + 5 * st.ldc, st.i0 + 5, st.j0, st);
-        return;
-    }
-    alignas(32) float acc[MR * NR];
-    const __m256 rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < MR; ++r) {
-        _mm256_store_ps(acc + r * NR, rows[r][0]);
-        _mm256_store_ps(acc + r * NR + 8, rows[r][1]);
-    }
-    store_tile_scalar(acc, st);
+    const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (st.mr == MR && st.nr == NR) store_tile<false>(acc, st);
+    else store_tile<true>(acc, st);
 }
 
 }  // namespace mf

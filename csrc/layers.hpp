@@ -24,4 +24,7 @@ XentResult softmax_xent(const float* logits, const int64_t* labels, int rows, in
 // p -= lr * g
 void sgd_update(float* p, const float* g, long n, float lr);
 
+// dst[i, :] = src[idx[i], :] for i < n: gathering a shuffled mini-batch.
+void take_rows(const float* src, int cols, const int64_t* idx, int n, float* dst);
+
 }  // namespace mf

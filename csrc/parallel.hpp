@@ -5,11 +5,17 @@
 #include <omp.h>
 #define MF_PRAGMA(x) _Pragma(#x)
 #define MF_PARALLEL_FOR MF_PRAGMA(omp parallel for schedule(static)) for
+// Only goes parallel when `cond` holds: waking a second thread costs microseconds.
+#define MF_PARALLEL_FOR_IF(cond) MF_PRAGMA(omp parallel for schedule(static) if (cond)) for
 #else
 #define MF_PARALLEL_FOR for
+#define MF_PARALLEL_FOR_IF(cond) for
 #endif
 
 namespace mf {
+
+// Elementwise work below this many elements runs on the calling thread alone.
+constexpr long MIN_PARALLEL_ELEMS = 1L << 16;
 
 inline int max_threads() {
 #ifdef MNISTFAST_HAVE_OPENMP

@@ -236,7 +236,7 @@ class MLP:
                 else:
                     idx = order[lo:hi]
                     xb, yb = ws.x[: hi - lo], ws.y[: hi - lo]
-                    np.take(X, idx, axis=0, out=xb)
+                    self.backend.take_rows(X, idx, xb)
                     np.take(y, idx, out=yb)
                 loss, correct = self._train_step(ws, xb, yb, epoch_lr)
                 if not math.isfinite(loss):

@@ -65,5 +65,9 @@ class Backend:
         """``param -= lr * grad`` in place."""
         raise NotImplementedError
 
+    def take_rows(self, src, idx, out):
+        """``out[i] = src[idx[i]]``: gathers a shuffled mini-batch. ``idx`` is int64."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.dtype}>"

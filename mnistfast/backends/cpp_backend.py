@@ -47,3 +47,6 @@ class CppBackend(Backend):
     def sgd_update(self, param, grad, lr):
         _core.sgd_update(param, grad, lr)
         return param
+
+    def take_rows(self, src, idx, out):
+        return _core.take_rows(src, idx, out)

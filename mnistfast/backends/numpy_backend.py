@@ -72,3 +72,7 @@ class NumpyBackend(Backend):
     def sgd_update(self, param, grad, lr):
         param -= self.dtype.type(lr) * grad
         return param
+
+    def take_rows(self, src, idx, out):
+        np.take(src, idx, axis=0, out=out)
+        return out
