@@ -15,6 +15,12 @@
 #include "layers.hpp"
 #include "parallel.hpp"
 
+namespace mf {
+#if defined(__x86_64__) || defined(_M_X64)
+double fma_peak_gflops_avx2(long iters);
+#endif
+}  // namespace mf
+
 namespace py = pybind11;
 
 namespace {
@@ -332,6 +338,23 @@ PYBIND11_MODULE(_core, m) {
     m.def("softmax_xent", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
           "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
     m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("lr"), "param -= lr * grad");
+    m.def("peak_gflops", [](long iters) -> py::object {
+        if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
+#if defined(__x86_64__) || defined(_M_X64)
+        bool avx2 = false;
+        for (auto k : mf::available_gemm_kernels()) avx2 = avx2 || k == mf::GemmKernel::Avx2;
+        if (avx2) {
+            double gflops;
+            {
+                py::gil_scoped_release nogil;
+                gflops = mf::fma_peak_gflops_avx2(iters);
+            }
+            return py::float_(gflops);
+        }
+#endif
+        return py::none();
+    }, py::arg("iters") = 50'000'000L,
+          "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
     m.def("take_rows", &take_rows, py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
     m.def("num_threads", &mf::max_threads, "Threads the kernels use.");
     m.def("set_num_threads", [](int n) {

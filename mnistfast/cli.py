@@ -55,8 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the training set held out and evaluated after each epoch")
     t.add_argument("--out", default="runs/mlp", metavar="DIR", help="where history.json and model.npz go")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    t.add_argument("--threads", type=_positive(int), default=None,
+                   help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else all cores)")
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--rounds", type=_positive(int), default=5, help="interleaved rounds per measurement")
+    b.add_argument("--gemm-rounds", type=_positive(int), default=30, help="sgemm calls per round")
+    b.add_argument("--threads", type=_positive(int), default=None)
+    b.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    b.add_argument("--quick", action="store_true", help="small shapes and 10k images: a smoke run")
+    b.add_argument("--out", default="bench.json", metavar="FILE", help="where the JSON report goes")
+    b.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    report = bench.run(rounds=args.rounds, gemm_rounds=args.gemm_rounds, threads=args.threads,
+                       include_torch=not args.no_torch, quick=args.quick)
+    bench.write_report(report, args.out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _apply_threads(n) -> None:
+    if n is not None:
+        from .threads import set_num_threads
+
+        set_num_threads(n)
 
 
 def cmd_train(args) -> int:
@@ -66,6 +95,7 @@ def cmd_train(args) -> int:
 
     if args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
+    _apply_threads(args.threads)
     splits = load_mnist(args.data, normalize=args.normalize, validation_split=args.validation_split,
                         seed=args.seed)
     (X, y), (Xt, yt) = splits[0], splits[-1]

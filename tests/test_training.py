@@ -167,3 +167,38 @@ def test_verbose_progress_prints_epochs(mnist_small, capsys):
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
     assert "8/16" in out  # a progress line in the middle of the epoch
     assert "16/16 -" in out and "loss:" in out and "accuracy:" in out
+
+
+def test_thread_count_api_and_env():
+    import os
+    import subprocess
+    import sys
+
+    before = mf.get_num_threads()
+    mf.set_num_threads(1)
+    assert mf.get_num_threads() == 1
+    mf.set_num_threads(before)
+    with pytest.raises(ValueError, match="positive integer"):
+        mf.set_num_threads(0)
+    code = "import mnistfast as mf; print(mf.get_num_threads())"
+    env = dict(os.environ, MNISTFAST_NUM_THREADS="3")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.stdout.strip() == "3", r.stderr
+    env["MNISTFAST_NUM_THREADS"] = "many"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "MNISTFAST_NUM_THREADS='many' is not a positive integer" in r.stderr
+
+
+def test_training_is_bitwise_reproducible_for_a_thread_count(mnist_small):
+    (X, y), _ = mnist_small
+    before = mf.get_num_threads()
+    runs = []
+    for threads in (2, 2, 1):
+        mf.set_num_threads(threads)
+        model = mf.MLP(backend="cpp", seed=2)
+        model.fit(X[:2000], y[:2000], epochs=1, batch_size=128, verbose=0)
+        runs.append(model.get_params())
+    mf.set_num_threads(before)
+    for p, q, r in zip(*runs):
+        np.testing.assert_array_equal(p, q)
+        np.testing.assert_array_equal(p, r)  # every kernel's order is thread-independent

@@ -1,0 +1,259 @@
+"""Benchmark workloads and the ``mnistfast bench`` comparison table.
+
+The same workloads serve ``bench/`` (pytest-benchmark) and the CLI: sgemm at the MLP's training
+shapes and at large squares, and one training epoch of an MLP by four implementations - the
+mnistfast numpy reference and cpp backends, a lean hand-written NumPy loop, and PyTorch CPU
+(where installed) - with the same layers, batch size, learning rate and thread count.
+
+Timings are medians over rounds; within a round every implementation runs once, in turn, so
+they share the machine's noise and the ratios are taken side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+
+import numpy as np
+
+# name: (M, N, K, trans_a, trans_b) - where each one occurs in training.
+GEMM_SHAPES = {
+    "NN 128x128x784 (784-128 layer forward)": (128, 128, 784, False, False),
+    "TN 784x128x128 (784-128 weight grad)": (784, 128, 128, True, False),
+    "NT 128x784x128 (grad into a 784-wide layer)": (128, 784, 128, False, True),
+    "NT 128x128x64 (128-64 input grad)": (128, 128, 64, False, True),
+    "NN 128x1024x784 (784-1024 layer forward)": (128, 1024, 784, False, False),
+    "TN 784x1024x128 (784-1024 weight grad)": (784, 1024, 128, True, False),
+    "NN 1024x1024x1024": (1024, 1024, 1024, False, False),
+    "NN 2048x2048x2048": (2048, 2048, 2048, False, False),
+}
+
+# name: (layers, batch size)
+TRAIN_CONFIGS = {
+    "784-128-64-10 batch 128": ((784, 128, 64, 10), 128),
+    "784-128-64-10 batch 32": ((784, 128, 64, 10), 32),
+    "784-1024-10 batch 128": ((784, 1024, 10), 128),
+}
+
+LR = 0.05  # small enough that no configuration diverges while it is being timed
+
+
+def gemm_flops(M, N, K) -> float:
+    return 2.0 * M * N * K
+
+
+def epoch_flops(layers, n_samples: int) -> float:
+    """Forward, weight gradients and input gradients (all but the first layer's)."""
+    macs = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    first = layers[0] * layers[1]
+    return 2.0 * n_samples * (3 * macs - first)
+
+
+# -- sgemm ------------------------------------------------------------------------------------
+def gemm_operands(M, N, K, trans_a, trans_b, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((K, M) if trans_a else (M, K), dtype=np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N), dtype=np.float32)
+    return a, b, np.empty((M, N), np.float32)
+
+
+def gemm_runner(impl: str, M, N, K, trans_a, trans_b):
+    """A zero-argument callable doing one sgemm with ``impl`` ('numpy' = OpenBLAS via matmul, 'cpp')."""
+    a, b, out = gemm_operands(M, N, K, trans_a, trans_b)
+    if impl == "numpy":
+        A, B = (a.T if trans_a else a), (b.T if trans_b else b)  # views: BLAS sees the transpose flag
+        return lambda: np.matmul(A, B, out=out)
+    if impl == "cpp":
+        from . import _core
+
+        return lambda: _core.gemm(a, b, out, trans_a, trans_b, 1.0, 0.0)
+    raise ValueError(f"unknown gemm implementation {impl!r}")
+
+
+# -- one epoch of training --------------------------------------------------------------------
+def lean_numpy_epoch(X, y, layers, batch_size, lr=LR, seed=0):
+    """A minimal hand-written NumPy MLP training loop: the baseline a user would write."""
+    rng = np.random.default_rng(seed)
+    Ws = [(rng.standard_normal((i, o)) * math.sqrt(2.0 / i)).astype(np.float32) for i, o in zip(layers[:-1], layers[1:])]
+    bs = [np.zeros(o, np.float32) for o in layers[1:]]
+    lr32 = np.float32(lr)
+    n = len(X)
+
+    def epoch():
+        perm = rng.permutation(n)
+        for lo in range(0, n, batch_size):
+            idx = perm[lo : lo + batch_size]
+            h, yb = X[idx], y[idx]
+            acts = [h]
+            for W, b in zip(Ws[:-1], bs[:-1]):
+                h = h @ W
+                h += b
+                np.maximum(h, 0, out=h)
+                acts.append(h)
+            z = h @ Ws[-1]
+            z += bs[-1]
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+            z[np.arange(len(yb)), yb] -= 1.0
+            dz = z / np.float32(len(yb))
+            for i in range(len(Ws) - 1, -1, -1):
+                dW, db = acts[i].T @ dz, dz.sum(axis=0)
+                if i:
+                    dz = dz @ Ws[i].T
+                    dz *= acts[i] > 0
+                Ws[i] -= lr32 * dW
+                bs[i] -= lr32 * db
+
+    return epoch
+
+
+def mnistfast_epoch(X, y, layers, batch_size, backend, lr=LR, seed=0):
+    """One ``fit`` epoch; returns the epoch's own time (input validation, once per fit, excluded)."""
+    from .mlp import MLP
+
+    model = MLP(layers, backend=backend, seed=seed)
+    return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, verbose=0).history["time"][0]
+
+
+def torch_epoch(X, y, layers, batch_size, threads, lr=LR, seed=0):
+    """The same MLP in PyTorch CPU: nn.Linear/ReLU, CrossEntropyLoss, SGD."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    mods = []
+    for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
+        mods.append(torch.nn.Linear(a, b))
+        if i < len(layers) - 2:
+            mods.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    n = len(X)
+
+    def epoch():
+        perm = torch.randperm(n)
+        for lo in range(0, n, batch_size):
+            idx = perm[lo : lo + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
+
+    return epoch
+
+
+def have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def epoch_runners(X, y, layers, batch_size, threads, include_torch=True):
+    runners = {
+        "numpy reference": mnistfast_epoch(X, y, layers, batch_size, "numpy"),
+        "lean numpy": lean_numpy_epoch(X, y, layers, batch_size),
+        "cpp": mnistfast_epoch(X, y, layers, batch_size, "cpp"),
+    }
+    if include_torch and have_torch():
+        runners["pytorch"] = torch_epoch(X, y, layers, batch_size, threads)
+    return runners
+
+
+# -- timing and the table -----------------------------------------------------------------------
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    r = fn()
+    dt = time.perf_counter() - t0
+    return r if isinstance(r, float) else dt
+
+
+# OpenBLAS keeps its threads spinning for about 2**28 cycles (~0.1 s) after a call, and OpenMP
+# runtimes spin too: on 2 cores, whatever runs next shares them with those spinners. Every
+# block of calls therefore starts after this pause, once the previous runtime has gone idle.
+SETTLE_S = 0.25
+
+
+def interleaved_medians(runners: dict, rounds: int, calls: int = 1, warmup: int = 1) -> dict:
+    """Median seconds per call of each runner. Rounds take the runners in turn; in a round each
+    runner makes ``calls`` calls in a row after a settling pause."""
+    times = {k: [] for k in runners}
+    for r in range(warmup + rounds):
+        for k, fn in runners.items():
+            time.sleep(SETTLE_S)
+            block = [_timed(fn) for _ in range(calls)]
+            if r >= warmup:
+                times[k] += block
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, include_torch: bool = True,
+        quick: bool = False, log=print) -> dict:
+    """Measure everything and return the report (also printed through ``log``)."""
+    from . import _core
+    from .data import load_mnist
+    from .threads import get_num_threads, set_num_threads
+
+    if threads is not None:
+        set_num_threads(threads)
+    threads = get_num_threads()
+    peak = _core.peak_gflops()
+    report = {
+        "machine": {"processor": platform.processor() or platform.machine(), "threads": threads,
+                    "measured_peak_gflops": peak, "gemm_kernel": _core.gemm_kernel(),
+                    "numpy": np.__version__},
+        "gemm": [], "train": [],
+    }
+    pk = f"{peak:.0f} GFLOP/s measured FMA peak" if peak else "no AVX2 peak measured"
+    log(f"mnistfast bench: {threads} threads, gemm kernel {_core.gemm_kernel()}, {pk}")
+    log(f"medians over {rounds} interleaved rounds ({gemm_rounds} sgemm calls or 1 epoch per round)\n")
+
+    log(f"{'sgemm':<46} {'numpy ms':>9} {'cpp ms':>9} {'cpp/numpy':>9} {'cpp GF/s':>9} {'% peak':>7}")
+    shapes = dict(list(GEMM_SHAPES.items())[:4]) if quick else GEMM_SHAPES
+    for name, (M, N, K, ta, tb) in shapes.items():
+        calls = max(3, gemm_rounds if M * N * K < 1e8 else gemm_rounds // 10)
+        med = interleaved_medians({impl: gemm_runner(impl, M, N, K, ta, tb) for impl in ("numpy", "cpp")},
+                                  rounds, calls)
+        gf = gemm_flops(M, N, K) / med["cpp"] / 1e9
+        row = {"shape": name, "M": M, "N": N, "K": K, "trans_a": ta, "trans_b": tb,
+               "numpy_s": med["numpy"], "cpp_s": med["cpp"], "speedup_vs_numpy": med["numpy"] / med["cpp"],
+               "cpp_gflops": gf, "numpy_gflops": gemm_flops(M, N, K) / med["numpy"] / 1e9,
+               "cpp_fraction_of_peak": gf / peak if peak else None}
+        report["gemm"].append(row)
+        pct = f"{100 * gf / peak:6.0f}%" if peak else "      -"
+        log(f"{name:<46} {1e3 * med['numpy']:9.3f} {1e3 * med['cpp']:9.3f} {row['speedup_vs_numpy']:8.2f}x "
+            f"{gf:9.1f} {pct}")
+
+    (X, y), _ = load_mnist()
+    if quick:
+        X, y = X[:10000], y[:10000]
+    log(f"\none epoch on {len(X)} images (s)       " + " ".join(f"{k:>15}" for k in
+        ["numpy reference", "lean numpy", "cpp", "pytorch"]) + "   cpp vs lean / torch   cpp GF/s  % peak")
+    for name, (layers, batch) in TRAIN_CONFIGS.items():
+        med = interleaved_medians(epoch_runners(X, y, layers, batch, threads, include_torch), rounds)
+        flops = epoch_flops(layers, len(X))
+        row = {"config": name, "layers": list(layers), "batch_size": batch, "epoch_s": med,
+               "epoch_gflop": flops / 1e9, "cpp_gflops": flops / med["cpp"] / 1e9,
+               "flop_limit_s": flops / (peak * 1e9) if peak else None,
+               "speedup_vs_lean_numpy": med["lean numpy"] / med["cpp"],
+               "speedup_vs_pytorch": med["pytorch"] / med["cpp"] if "pytorch" in med else None}
+        report["train"].append(row)
+        cells = " ".join(f"{med[k]:15.3f}" if k in med else f"{'-':>15}"
+                         for k in ["numpy reference", "lean numpy", "cpp", "pytorch"])
+        vs_torch = f"{row['speedup_vs_pytorch']:.2f}x" if row["speedup_vs_pytorch"] else "-"
+        pct = f"{100 * row['cpp_gflops'] / peak:6.0f}%" if peak else "-"
+        log(f"{name:<37} {cells}   {row['speedup_vs_lean_numpy']:5.2f}x / {vs_torch:<6} {row['cpp_gflops']:9.1f} {pct}")
+    if include_torch and not have_torch():
+        log("(pytorch column empty: torch is not installed; `pip install torch` adds it)")
+    return report
+
+
+def write_report(report: dict, path) -> None:
+    from .serialization import write_json
+
+    write_json(path, report)
+
