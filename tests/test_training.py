@@ -169,7 +169,7 @@ def test_verbose_progress_prints_epochs(mnist_small, capsys):
     assert "16/16 -" in out and "loss:" in out and "accuracy:" in out
 
 
-def test_thread_count_api_and_env():
+def test_thread_count_api_and_env(tmp_path):
     import os
     import subprocess
     import sys
@@ -182,10 +182,11 @@ def test_thread_count_api_and_env():
         mf.set_num_threads(0)
     code = "import mnistfast as mf; print(mf.get_num_threads())"
     env = dict(os.environ, MNISTFAST_NUM_THREADS="3")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # From tmp_path: the repository root would shadow the installed package with the source tree.
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.stdout.strip() == "3", r.stderr
     env["MNISTFAST_NUM_THREADS"] = "many"
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode != 0 and "MNISTFAST_NUM_THREADS='many' is not a positive integer" in r.stderr
 
 
