@@ -101,6 +101,23 @@ void expect_no_alias(const char* fn, const char* out_name, const py::array& out,
 const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
 float* fptr_mut(py::array& a) { return static_cast<float*>(a.mutable_data()); }
 
+// out = op(a) @ op(b) over checked, C-contiguous arrays: the leading dimensions are the row lengths.
+mf::GemmArgs gemm_args(const py::array& a, bool trans_a, const py::array& b, bool trans_b, py::array& out) {
+    mf::GemmArgs g;
+    g.trans_a = trans_a;
+    g.trans_b = trans_b;
+    g.M = static_cast<int>(out.shape(0));
+    g.N = static_cast<int>(out.shape(1));
+    g.K = static_cast<int>(trans_a ? a.shape(0) : a.shape(1));
+    g.A = fptr(a);
+    g.lda = a.shape(1);
+    g.B = fptr(b);
+    g.ldb = b.shape(1);
+    g.C = fptr_mut(out);
+    g.ldc = out.shape(1);
+    return g;
+}
+
 py::array gemm(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, bool trans_a,
                bool trans_b, float alpha, float beta) {
     const char* fn = "gemm";
@@ -119,20 +136,9 @@ py::array gemm(const py::object& a_obj, const py::object& b_obj, const py::objec
     expect_no_alias(fn, "out", out, {{"a", &a}, {"b", &b}});
     for (auto* arr : {&a, &b, &out}) expect_int_range(fn, *arr);
 
-    mf::GemmArgs g;
-    g.trans_a = trans_a;
-    g.trans_b = trans_b;
-    g.M = static_cast<int>(M);
-    g.N = static_cast<int>(N);
-    g.K = static_cast<int>(K);
+    mf::GemmArgs g = gemm_args(a, trans_a, b, trans_b, out);
     g.alpha = alpha;
-    g.A = fptr(a);
-    g.lda = a.shape(1);
-    g.B = fptr(b);
-    g.ldb = b.shape(1);
     g.beta = beta;
-    g.C = fptr_mut(out);
-    g.ldc = N;
     {
         py::gil_scoped_release nogil;
         mf::sgemm(g);
@@ -155,16 +161,7 @@ py::array linear_forward(const py::object& x_obj, const py::object& w_obj, const
     expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}, {"b", &bias}});
     for (auto* arr : {&x, &w, &out}) expect_int_range(fn, *arr);
 
-    mf::GemmArgs g;
-    g.M = static_cast<int>(M);
-    g.N = static_cast<int>(N);
-    g.K = static_cast<int>(K);
-    g.A = fptr(x);
-    g.lda = K;
-    g.B = fptr(w);
-    g.ldb = N;
-    g.C = fptr_mut(out);
-    g.ldc = N;
+    mf::GemmArgs g = gemm_args(x, false, w, false, out);
     g.ep.bias = fptr(bias);
     g.ep.relu = relu;
     {
@@ -195,17 +192,7 @@ py::array linear_backward_input(const py::object& dy_obj, const py::object& w_ob
     }
     for (auto* arr : {&dy, &w, &out}) expect_int_range(fn, *arr);
 
-    mf::GemmArgs g;
-    g.trans_b = true;
-    g.M = static_cast<int>(M);
-    g.N = static_cast<int>(K);
-    g.K = static_cast<int>(N);
-    g.A = fptr(dy);
-    g.lda = N;
-    g.B = fptr(w);
-    g.ldb = N;
-    g.C = fptr_mut(out);
-    g.ldc = K;
+    mf::GemmArgs g = gemm_args(dy, false, w, true, out);
     if (masked) {
         g.ep.mask = fptr(y);
         g.ep.ldmask = K;

@@ -3,8 +3,8 @@
 //   for jc in N step NC           B panel  (KC x NC) lives in L3
 //     for pc in K step KC
 //       for ic in M step MC       A block  (MC x KC) lives in L2
-//         pack B panel, pack A block   (all threads together; slivers already laid out
-//                                       as MR / NR consecutive floats are read in place)
+//         pack B panel, pack A block   (all threads together; full slivers of A^T are
+//                                       already MR floats per k and are read in place)
 //         for jr in NC step NR    B sliver (KC x NR) lives in L1
 //           for ir in MC step MR
 //             micro-kernel
@@ -125,11 +125,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
     // few L1 sets. (op(B) = B would qualify too, but its strides - 512 B for a 128-wide layer,
     // 4 KiB at N = 1024 - are exactly the aliasing kind: measured slower, so B is always packed.)
     const bool a_in_place = g.trans_a && (g.lda % 256) != 0;
-    const bool b_in_place = false;
 
     const long macs = static_cast<long>(g.M) * g.N * g.K;
-    const int threads = macs < MIN_PARALLEL_MACS ? 1 : max_threads();
-    (void)threads;
+    [[maybe_unused]] const int threads = macs < MIN_PARALLEL_MACS ? 1 : max_threads();
 
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(threads)
@@ -152,10 +150,8 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static) nowait
 #endif
-                        for (int s = 0; s < n_slivers; ++s) {
-                            const int nr = std::min(NR, nc - s * NR);
-                            if (!(b_in_place && nr == NR)) pack_b_sliver(g, pc, kc, jc + s * NR, nr, b_pack + s * NR * kc);
-                        }
+                        for (int s = 0; s < n_slivers; ++s)
+                            pack_b_sliver(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
                     }
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static)
@@ -186,10 +182,8 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
                         st.last_k = kb == k_blocks - 1;
                         st.ep = &g.ep;
                         const bool a_direct = a_in_place && st.mr == MR;
-                        const bool b_direct = b_in_place && st.nr == NR;
                         const float* a = a_direct ? g.A + pc * g.lda + i0 : a_pack + ir * MR * kc;
-                        const float* b = b_direct ? g.B + pc * g.ldb + j0 : b_pack + jr * NR * kc;
-                        kernel(kc, a, a_direct ? g.lda : MR, b, b_direct ? g.ldb : NR, st);
+                        kernel(kc, a, a_direct ? g.lda : MR, b_pack + jr * NR * kc, NR, st);
                     }
                 }
             }

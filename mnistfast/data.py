@@ -194,6 +194,7 @@ def load_csv(path):
         data = np.empty((0, ncols), dtype=np.int64)
     if data.shape[1] != ncols:
         _raise_csv_cell_error(path, body, ncols)
+        raise DataFormatError(f"{path}: rows have {data.shape[1]} cells, expected {ncols}")
     X = data[:, 1:] if has_label else data
     if X.size and (X.min() < 0 or X.max() > 255):
         r = int(np.argmax(((X < 0) | (X > 255)).any(axis=1)))

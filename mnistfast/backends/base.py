@@ -27,11 +27,11 @@ class Backend:
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         """``out = alpha * op(a) @ op(b) + beta * out``; ``beta == 0`` never reads ``out``."""
         if out is None:
+            if beta != 0.0:
+                raise ValueError("gemm: beta != 0 needs an existing out to accumulate into")
             m = a.shape[1] if trans_a else a.shape[0]
             n = b.shape[0] if trans_b else b.shape[1]
             out = self.empty((m, n))
-            if beta != 0.0:
-                raise ValueError("gemm: beta != 0 needs an existing out to accumulate into")
         return self._gemm(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
 
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
