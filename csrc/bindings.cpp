@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "gemm.hpp"
 #include "layers.hpp"
 #include "parallel.hpp"
@@ -22,84 +23,9 @@ double fma_peak_gflops_avx2(long iters);
 }  // namespace mf
 
 namespace py = pybind11;
+using namespace mfpy;
 
 namespace {
-
-std::string shape_str(const py::array& a) {
-    std::ostringstream s;
-    s << "(";
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) s << (d ? ", " : "") << a.shape(d);
-    s << (a.ndim() == 1 ? ",)" : ")");
-    return s.str();
-}
-
-std::string dims_str(std::initializer_list<py::ssize_t> dims) {
-    std::ostringstream s;
-    s << "(";
-    size_t k = 0;
-    for (auto d : dims) s << (k++ ? ", " : "") << d;
-    s << (dims.size() == 1 ? ",)" : ")");
-    return s.str();
-}
-
-// Checks one array argument and returns it. `ndim` is the required rank.
-py::array checked(const char* fn, const char* name, const py::object& obj, int ndim, bool writable,
-                  const py::dtype& dtype = py::dtype::of<float>()) {
-    if (!py::isinstance<py::array>(obj)) {
-        throw py::type_error(std::string(fn) + ": " + name + " must be a numpy array, got " +
-                             std::string(py::str(obj.get_type().attr("__name__"))));
-    }
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(dtype)) {
-        throw py::type_error(std::string(fn) + ": " + name + " must have dtype " +
-                             std::string(py::str(dtype)) + ", got " + std::string(py::str(a.dtype())));
-    }
-    if (a.ndim() != ndim) {
-        throw py::value_error(std::string(fn) + ": " + name + " must be " + std::to_string(ndim) +
-                              "-D, got shape " + shape_str(a));
-    }
-    if (!(a.flags() & py::array::c_style)) {
-        throw py::value_error(std::string(fn) + ": " + name + " must be C-contiguous (use np.ascontiguousarray)");
-    }
-    if (writable && !a.writeable()) {
-        throw py::value_error(std::string(fn) + ": " + name + " is read-only");
-    }
-    return a;
-}
-
-void expect_shape(const char* fn, const char* name, const py::array& a, std::initializer_list<py::ssize_t> dims) {
-    size_t k = 0;
-    bool ok = static_cast<size_t>(a.ndim()) == dims.size();
-    for (auto d : dims) ok = ok && a.shape(static_cast<py::ssize_t>(k++)) == d;
-    if (!ok) {
-        throw py::value_error(std::string(fn) + ": " + name + " has shape " + shape_str(a) + ", expected " +
-                              dims_str(dims));
-    }
-}
-
-void expect_int_range(const char* fn, const py::array& a) {
-    if (a.size() > INT32_MAX / 2) throw py::value_error(std::string(fn) + ": array too large");
-    for (py::ssize_t d = 0; d < a.ndim(); ++d)
-        if (a.shape(d) > INT32_MAX) throw py::value_error(std::string(fn) + ": dimension too large");
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-    auto lo_a = static_cast<const char*>(a.data()), lo_b = static_cast<const char*>(b.data());
-    auto hi_a = lo_a + a.nbytes(), hi_b = lo_b + b.nbytes();
-    return a.nbytes() > 0 && b.nbytes() > 0 && lo_a < hi_b && lo_b < hi_a;
-}
-
-void expect_no_alias(const char* fn, const char* out_name, const py::array& out,
-                     std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-    for (auto& [name, arr] : inputs) {
-        if (overlaps(out, *arr)) {
-            throw py::value_error(std::string(fn) + ": " + out_name + " must not share memory with " + name);
-        }
-    }
-}
-
-const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
-float* fptr_mut(py::array& a) { return static_cast<float*>(a.mutable_data()); }
 
 // out = op(a) @ op(b) over checked, C-contiguous arrays: the leading dimensions are the row lengths.
 mf::GemmArgs gemm_args(const py::array& a, bool trans_a, const py::array& b, bool trans_b, py::array& out) {
@@ -266,25 +192,6 @@ py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_ob
     return py::make_tuple(r.loss, r.correct);
 }
 
-void sgd_update(const py::object& p_obj, const py::object& g_obj, float lr) {
-    const char* fn = "sgd_update";
-    if (!py::isinstance<py::array>(p_obj)) throw py::type_error("sgd_update: param must be a numpy array");
-    auto p0 = py::reinterpret_borrow<py::array>(p_obj);
-    auto p = checked(fn, "param", p_obj, static_cast<int>(p0.ndim()), true);
-    auto g = checked(fn, "grad", g_obj, static_cast<int>(p0.ndim()), false);
-    for (py::ssize_t d = 0; d < p.ndim(); ++d) {
-        if (p.shape(d) != g.shape(d)) {
-            throw py::value_error(std::string(fn) + ": grad has shape " + shape_str(g) + ", param has shape " +
-                                  shape_str(p));
-        }
-    }
-    expect_no_alias(fn, "param", p, {{"grad", &g}});
-    {
-        py::gil_scoped_release nogil;
-        mf::sgd_update(fptr_mut(p), fptr(g), static_cast<long>(p.size()), lr);
-    }
-}
-
 py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const py::object& out_obj) {
     const char* fn = "take_rows";
     auto src = checked(fn, "src", src_obj, 2, false);
@@ -308,59 +215,65 @@ py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const 
     return out;
 }
 
+py::object peak_gflops(long iters) {
+    if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
+#if defined(__x86_64__) || defined(_M_X64)
+    bool avx2 = false;
+    for (auto k : mf::available_gemm_kernels()) avx2 = avx2 || k == mf::GemmKernel::Avx2;
+    if (avx2) {
+        double gflops;
+        {
+            py::gil_scoped_release nogil;
+            gflops = mf::fma_peak_gflops_avx2(iters);
+        }
+        return py::float_(gflops);
+    }
+#endif
+    return py::none();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "mnistfast C++ kernels (float32, row-major, C-contiguous).";
-    m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
-          py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-          "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
-    m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
-          py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
-    m.def("linear_backward_input", &linear_backward_input, py::arg("dy"), py::arg("w"), py::arg("y"),
-          py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
-    m.def("relu_backward", &relu_backward, py::arg("dy"), py::arg("y"), py::arg("out"),
-          "out = dy * (y > 0); out may be dy.");
-    m.def("bias_grad", &bias_grad, py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");
-    m.def("softmax_xent", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
-          "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
-    m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("lr"), "param -= lr * grad");
-    m.def("peak_gflops", [](long iters) -> py::object {
-        if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
-#if defined(__x86_64__) || defined(_M_X64)
-        bool avx2 = false;
-        for (auto k : mf::available_gemm_kernels()) avx2 = avx2 || k == mf::GemmKernel::Avx2;
-        if (avx2) {
-            double gflops;
-            {
-                py::gil_scoped_release nogil;
-                gflops = mf::fma_peak_gflops_avx2(iters);
-            }
-            return py::float_(gflops);
-        }
-#endif
-        return py::none();
-    }, py::arg("iters") = 50'000'000L,
-          "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
-    m.def("take_rows", &take_rows, py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
-    m.def("num_threads", &mf::max_threads, "Threads the kernels use.");
-    m.def("set_num_threads", [](int n) {
-        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-        mf::set_threads(n);
-    }, py::arg("n"));
+    m.doc() = "mnistfast C++ kernels (float32, row-major, C-contiguous). Kernels(threads, gemm_kernel) "
+              "carries the settings; every kernel is one of its methods.";
+    // Captured once: later calls set the calling thread's OpenMP thread count.
+    static const int default_threads = mf::max_threads();
+    m.def("default_threads", [] { return default_threads; }, "OpenMP's default: OMP_NUM_THREADS, else all cores.");
     m.def("has_openmp", &mf::have_openmp);
-    m.def("gemm_kernel", [] { return std::string(mf::gemm_kernel_name(mf::gemm_kernel())); },
-          "The micro-kernel sgemm uses now: 'avx2', 'generic' or 'naive'.");
     m.def("available_gemm_kernels", [] {
         std::vector<std::string> names;
         for (auto k : mf::available_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
         return names;
     });
-    m.def("set_gemm_kernel", [](const std::string& name) {
-        try {
-            mf::set_gemm_kernel(name);
-        } catch (const std::invalid_argument& e) {
-            throw py::value_error(std::string("set_gemm_kernel: ") + e.what());
-        }
-    }, py::arg("name"), "'auto' (the best this CPU supports) or one of available_gemm_kernels().");
+
+    py::class_<Kernels> k(m, "Kernels");
+    k.def(py::init([](int threads, const std::string& kernel) {
+             if (threads < 1) throw py::value_error("Kernels: threads must be >= 1, got " + std::to_string(threads));
+             try {
+                 return Kernels{threads, mf::parse_gemm_kernel(kernel)};
+             } catch (const std::invalid_argument& e) {
+                 throw py::value_error(std::string("Kernels: ") + e.what());
+             }
+         }),
+         py::arg("threads") = default_threads, py::arg("gemm_kernel") = "auto",
+         "threads >= 1; gemm_kernel 'auto' (the best this CPU supports) or one of available_gemm_kernels().");
+    k.def_property_readonly("threads", [](const Kernels& s) { return s.threads; });
+    k.def_property_readonly("gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.gemm_kernel)); });
+    k.def("gemm", method(&gemm), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+          "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
+    k.def("linear_forward", method(&linear_forward), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
+          py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
+    k.def("linear_backward_input", method(&linear_backward_input), py::arg("dy"), py::arg("w"), py::arg("y"),
+          py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
+    k.def("relu_backward", method(&relu_backward), py::arg("dy"), py::arg("y"), py::arg("out"),
+          "out = dy * (y > 0); out may be dy.");
+    k.def("bias_grad", method(&bias_grad), py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");
+    k.def("softmax_xent", method(&softmax_xent), py::arg("logits"), py::arg("labels"), py::arg("dlogits") = py::none(),
+          "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
+    k.def("take_rows", method(&take_rows), py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
+    k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,
+          "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
+    bind_cnn_kernels(k);
 }

@@ -1,7 +1,6 @@
 // sgemm: picks the micro-kernel once, at run time, from what the CPU reports.
 #include "gemm.hpp"
 
-#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -22,11 +21,13 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
-GemmKernel best_kernel() { return cpu_has_avx2_fma() ? GemmKernel::Avx2 : GemmKernel::Generic; }
-
-std::atomic<GemmKernel> g_kernel{best_kernel()};
+// Each calling thread carries its own choice: the Python backend object that issues a call sets it
+// first (see settings.hpp), so two backends with different kernels never disturb each other.
+thread_local GemmKernel tl_kernel = best_gemm_kernel();
 
 }  // namespace
+
+GemmKernel best_gemm_kernel() { return cpu_has_avx2_fma() ? GemmKernel::Avx2 : GemmKernel::Generic; }
 
 const char* gemm_kernel_name(GemmKernel k) {
     switch (k) {
@@ -43,18 +44,20 @@ std::vector<GemmKernel> available_gemm_kernels() {
     return ks;
 }
 
-GemmKernel gemm_kernel() { return g_kernel.load(); }
+GemmKernel gemm_kernel() { return tl_kernel; }
 
-void set_gemm_kernel(const std::string& name) {
-    if (name == "auto") return g_kernel.store(best_kernel());
+void use_gemm_kernel(GemmKernel k) { tl_kernel = k; }
+
+GemmKernel parse_gemm_kernel(const std::string& name) {
+    if (name == "auto") return best_gemm_kernel();
     for (GemmKernel k : available_gemm_kernels()) {
-        if (name == gemm_kernel_name(k)) return g_kernel.store(k);
+        if (name == gemm_kernel_name(k)) return k;
     }
     throw std::invalid_argument("gemm kernel '" + name + "' is not available on this CPU");
 }
 
 void sgemm(const GemmArgs& g) {
-    switch (g_kernel.load(std::memory_order_relaxed)) {
+    switch (tl_kernel) {
         case GemmKernel::Naive: return sgemm_naive(g);
         case GemmKernel::Generic: return sgemm_blocked(g, micro_kernel_generic);
         case GemmKernel::Avx2:

@@ -36,6 +36,7 @@ struct GemmArgs {
     float* C = nullptr;
     std::ptrdiff_t ldc = 0;
     Epilogue ep;
+    bool single_thread = false;  // set by callers that already run one GEMM per thread
 };
 
 // Plain triple loop: the oracle the fast kernel is tested against.
@@ -44,13 +45,15 @@ void sgemm_naive(const GemmArgs& g);
 // The production entry point: the packed, blocked GEMM with the selected micro-kernel.
 void sgemm(const GemmArgs& g);
 
-// Which implementation sgemm runs. The default is the fastest the CPU supports; tests switch
-// it to check every path on the same machine.
+// Which implementation sgemm runs on the calling thread. The default is the fastest the CPU
+// supports; tests switch it to check every path on the same machine.
 enum class GemmKernel { Naive, Generic, Avx2 };
 const char* gemm_kernel_name(GemmKernel k);
 std::vector<GemmKernel> available_gemm_kernels();
+GemmKernel best_gemm_kernel();
 GemmKernel gemm_kernel();
-void set_gemm_kernel(const std::string& name);  // "auto" or a name; throws std::invalid_argument
+void use_gemm_kernel(GemmKernel k);
+GemmKernel parse_gemm_kernel(const std::string& name);  // "auto" or a name; throws std::invalid_argument
 
 // Applies the epilogue to C[i, j0 : j0 + n), stored at c[0 : n), which already holds
 // alpha * AB + beta * C. Static: each file gets its own copy, so the -mavx2 file cannot lend

@@ -127,7 +127,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
     const bool a_in_place = g.trans_a && (g.lda % 256) != 0;
 
     const long macs = static_cast<long>(g.M) * g.N * g.K;
-    [[maybe_unused]] const int threads = macs < MIN_PARALLEL_MACS ? 1 : max_threads();
+    [[maybe_unused]] const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
 
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(threads)

@@ -1,4 +1,5 @@
-"""Saving and loading models as plain ``.npz`` archives (no pickle), written atomically."""
+"""Model files: plain ``.npz`` archives (no pickle) holding a JSON config and named float32 arrays,
+written atomically. This module knows the file format, not the models (see ``model.load_model``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
-FORMAT = "mnistfast.mlp/1"
 
 
 def atomic_write(path, write) -> None:
@@ -32,39 +31,28 @@ def write_json(path, obj) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
-def save_mlp(model, path) -> None:
-    config = {"format": FORMAT, "layers": list(model.layers), "seed": model.seed}
-    arrays = {"config": np.array(json.dumps(config))}
-    for k, p in enumerate(model.params):
-        arrays[f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}"] = np.asarray(p, dtype=np.float32)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+def write_model(path, config: dict, arrays: dict) -> None:
+    entries = {"config": np.array(json.dumps(config))}
+    entries.update({name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
+    atomic_write(path, lambda f: np.savez(f, **entries))
 
 
-def load_model(path, backend="cpp"):
-    """Load a model written by ``MLP.save``, on the given backend."""
-    from .mlp import MLP
-
+def read_model(path) -> tuple[dict, dict]:
+    """``(config, arrays)`` from a model file; ValueError naming the file if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a mnistfast model archive ({e})") from None
     try:
         config = json.loads(str(arrays.pop("config")))
     except (KeyError, json.JSONDecodeError):
         raise ValueError(f"{path}: not a mnistfast model archive (no readable 'config' entry)") from None
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{path}: unsupported model format {config.get('format')!r}, expected {FORMAT!r}")
-    model = MLP(config["layers"], backend=backend, seed=config.get("seed", 0))
-    names = [f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}" for k in range(len(model.params))]
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing arrays {missing}")
-    try:
-        model.set_params([arrays[n] for n in names])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
-    return model
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the model config is not a JSON object")
+    return config, arrays

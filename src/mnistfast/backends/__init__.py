@@ -1,8 +1,8 @@
-"""Interchangeable kernel backends: ``get_backend("numpy" | "cpp")``."""
+"""Interchangeable kernel backends: ``get_backend("numpy" | "cpp", **options)``."""
 
 from __future__ import annotations
 
-from .base import Backend
+from .base import KERNELS, Backend
 from .cpp_backend import CppBackend
 from .numpy_backend import NumpyBackend
 
@@ -14,9 +14,10 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name="cpp", **options) -> Backend:
-    """Return a backend by name (a Backend instance is passed through).
+    """Return a backend by name (a Backend instance is passed through unchanged).
 
-    ``options`` go to the backend; the numpy reference takes ``dtype`` (e.g. ``np.float64``).
+    ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
+    takes ``threads`` and ``gemm_kernel`` ("auto", "avx2", "generic", "naive").
     """
     if isinstance(name, Backend):
         return name
@@ -27,4 +28,4 @@ def get_backend(name="cpp", **options) -> Backend:
     return cls(**options)
 
 
-__all__ = ["Backend", "CppBackend", "NumpyBackend", "available_backends", "get_backend"]
+__all__ = ["KERNELS", "Backend", "CppBackend", "NumpyBackend", "available_backends", "get_backend"]

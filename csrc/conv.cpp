@@ -1,0 +1,144 @@
+#include "conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm.hpp"
+#include "layers.hpp"
+#include "parallel.hpp"
+
+namespace mf {
+
+namespace {
+
+// A chunk's patch matrix: 128K floats = 512 KiB, the size of this machine's L2.
+constexpr long COLS_CHUNK_FLOATS = 1L << 17;
+
+inline long pixel(const ConvGeom& g, int n, int y, int x) { return ((static_cast<long>(n) * g.H + y) * g.W + x) * g.C; }
+
+int images_per_chunk(const ConvGeom& g) {
+    const long per_image = static_cast<long>(g.OH) * g.OW * g.patch();
+    return static_cast<int>(std::max(1L, std::min<long>(g.N, COLS_CHUNK_FLOATS / std::max(1L, per_image))));
+}
+
+// A per-thread scratch buffer that only grows.
+float* scratch(std::vector<float>& buf, size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
+
+// c[M x N] = op(a) @ op(b) (+ beta * c), one thread: the caller parallelizes over chunks.
+void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, const float* b, long ldb, float* c,
+             long ldc, const float* bias = nullptr, bool relu = false) {
+    GemmArgs ga;
+    ga.trans_a = ta, ga.trans_b = tb;
+    ga.M = M, ga.N = N, ga.K = K;
+    ga.A = a, ga.lda = lda, ga.B = b, ga.ldb = ldb, ga.C = c, ga.ldc = ldc;
+    ga.ep.bias = bias;
+    ga.ep.relu = relu;
+    ga.single_thread = true;
+    sgemm(ga);
+}
+
+}  // namespace
+
+void im2col(const float* x, const ConvGeom& g, int n0, int count, float* cols) {
+    const long per_image = static_cast<long>(g.OH) * g.OW;
+    const int patch = g.patch();
+    const size_t run = static_cast<size_t>(g.C) * sizeof(float);
+    for (long r = 0; r < count * per_image; ++r) {
+        const int n = n0 + static_cast<int>(r / per_image);
+        const int oy = static_cast<int>((r / g.OW) % g.OH), ox = static_cast<int>(r % g.OW);
+        float* dst = cols + r * patch;
+        for (int ky = 0; ky < g.KH; ++ky) {
+            const int iy = oy * g.SH - g.PH + ky;
+            for (int kx = 0; kx < g.KW; ++kx, dst += g.C) {
+                const int ix = ox * g.SW - g.PW + kx;
+                if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) std::memcpy(dst, x + pixel(g, n, iy, ix), run);
+                else std::fill(dst, dst + g.C, 0.0f);
+            }
+        }
+    }
+}
+
+void col2im(const float* cols, const ConvGeom& g, int n0, int count, float* dx) {
+    const int patch = g.patch();
+    const long per_image = static_cast<long>(g.OH) * g.OW;
+    for (int n = n0; n < n0 + count; ++n) {
+        float* img = dx + pixel(g, n, 0, 0);
+        std::fill(img, img + static_cast<long>(g.H) * g.W * g.C, 0.0f);
+        for (long q = 0; q < per_image; ++q) {
+            const int oy = static_cast<int>(q / g.OW), ox = static_cast<int>(q % g.OW);
+            const float* src = cols + ((n - n0) * per_image + q) * patch;
+            for (int ky = 0; ky < g.KH; ++ky) {
+                const int iy = oy * g.SH - g.PH + ky;
+                for (int kx = 0; kx < g.KW; ++kx, src += g.C) {
+                    const int ix = ox * g.SW - g.PW + kx;
+                    if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                    float* d = img + (static_cast<long>(iy) * g.W + ix) * g.C;
+                    for (int c = 0; c < g.C; ++c) d[c] += src[c];
+                }
+            }
+        }
+    }
+}
+
+void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
+    const long per_image = static_cast<long>(g.OH) * g.OW;
+    const int patch = g.patch();
+    MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
+        thread_local std::vector<float> cols_buf;
+        const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
+        const long rows = count * per_image;
+        const float* a = x + pixel(g, n0, 0, 0);
+        if (!g.pointwise()) {
+            float* cols = scratch(cols_buf, static_cast<size_t>(rows) * patch);
+            im2col(x, g, n0, count, cols);
+            a = cols;
+        }
+        gemm_1t(false, false, static_cast<int>(rows), g.F, patch, a, patch, w, g.F, out + n0 * per_image * g.F, g.F,
+                bias, relu);
+    }
+}
+
+void conv2d_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
+                     const ConvGeom& g) {
+    const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
+    const long per_image = static_cast<long>(g.OH) * g.OW;
+    const int patch = g.patch();
+    const size_t dw_size = static_cast<size_t>(patch) * g.F;
+    // Chunk k writes its weight gradient into partial k; they are summed in order below.
+    std::vector<float> partial(chunks > 1 ? dw_size * (chunks - 1) : 0);
+    MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
+        thread_local std::vector<float> cols_buf, dcols_buf;
+        const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
+        const int rows = static_cast<int>(count * per_image);
+        const float* dyk = dy + n0 * per_image * g.F;
+        const float* cols = x + pixel(g, n0, 0, 0);
+        if (!g.pointwise()) {
+            float* c = scratch(cols_buf, static_cast<size_t>(rows) * patch);
+            im2col(x, g, n0, count, c);
+            cols = c;
+        }
+        float* dwk = k == 0 ? dw : partial.data() + (k - 1) * dw_size;
+        gemm_1t(true, false, patch, g.F, rows, cols, patch, dyk, g.F, dwk, g.F);
+        if (dx) {
+            if (g.pointwise()) {
+                gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dx + pixel(g, n0, 0, 0), patch);
+            } else {
+                float* dcols = scratch(dcols_buf, static_cast<size_t>(rows) * patch);
+                gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dcols, patch);
+                col2im(dcols, g, n0, count, dx);
+            }
+        }
+    }
+    for (int k = 1; k < chunks; ++k) {
+        const float* p = partial.data() + (k - 1) * dw_size;
+        for (size_t i = 0; i < dw_size; ++i) dw[i] += p[i];
+    }
+    if (db) bias_grad(dy, static_cast<int>(g.rows()), g.F, db);
+}
+
+}  // namespace mf

@@ -1,0 +1,41 @@
+// 2-D convolution on channels-last (NHWC) images, as im2col + the packed GEMM.
+//
+//   cols[(n, oy, ox), (ky, kx, c)] = x[n, oy*SH - PH + ky, ox*SW - PW + kx, c]   (0 outside)
+//   out[(n, oy, ox), f]            = cols @ w + bias          (w is (KH*KW*C, F))
+//
+// Channels-last makes each patch row KH*KW runs of C contiguous floats and makes the GEMM's
+// output the next layer's NHWC input with no transpose; bias and ReLU ride in the GEMM epilogue.
+//
+// The batch is processed in chunks of images whose patch matrix fits in cache (COLS_CHUNK_FLOATS):
+// the patch matrix is built, multiplied and dropped while still in cache, never written to memory
+// for the whole batch. Threads take whole chunks (each GEMM runs on one thread), and the weight
+// gradient is summed over per-chunk partials in chunk order, so results do not depend on the
+// thread count.
+#pragma once
+
+namespace mf {
+
+struct ConvGeom {
+    int N, H, W, C;       // input
+    int KH, KW, SH, SW;   // kernel and stride
+    int PH, PW;           // zero rows / columns added before the first input row / column
+    int OH, OW, F;        // output
+    long rows() const { return static_cast<long>(N) * OH * OW; }
+    int patch() const { return KH * KW * C; }
+    // A 1x1, stride-1, unpadded convolution is a plain GEMM on x: no patch matrix needed.
+    bool pointwise() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && OH == H && OW == W; }
+};
+
+// Patch matrix of images [n0, n0 + count): (count*OH*OW) x patch.
+void im2col(const float* x, const ConvGeom& g, int n0, int count, float* cols);
+// dx for images [n0, n0 + count) = every patch row's entries put back where im2col took them.
+void col2im(const float* cols, const ConvGeom& g, int n0, int count, float* dx);
+
+// out = relu?(conv(x, w) + bias). bias may be null.
+void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu);
+
+// dw = cols(x)^T dy, db = column sums of dy (if db is not null), dx = col2im(dy w^T) (if dx is not
+// null: the first layer needs no input gradient).
+void conv2d_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx, const ConvGeom& g);
+
+}  // namespace mf

@@ -1,0 +1,55 @@
+#include "optim.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include "parallel.hpp"
+
+namespace mf {
+
+void sgd_step(float* p, const float* grad, float* velocity, long n, float lr, float momentum, bool nesterov,
+              float weight_decay, GradPrep prep) {
+    MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long k = 0; k < n; ++k) {
+        float g = prep(grad[k]) + weight_decay * p[k];
+        if (momentum != 0.0f) {
+            const float v = momentum * velocity[k] + g;
+            velocity[k] = v;
+            g = nesterov ? g + momentum * v : v;
+        }
+        p[k] -= lr * g;
+    }
+}
+
+void adam_step(float* p, const float* grad, float* m, float* v, long n, float lr, float beta1, float beta2, float eps,
+               float weight_decay, bool decoupled, double bias1, double bias2, GradPrep prep) {
+    // PyTorch's arithmetic: p -= (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps).
+    const float step_size = static_cast<float>(lr / bias1);
+    const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
+    const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+    const float l2 = decoupled ? 0.0f : weight_decay;
+    MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long k = 0; k < n; ++k) {
+        const float g = prep(grad[k]) + l2 * p[k];
+        const float mk = beta1 * m[k] + (1.0f - beta1) * g;
+        const float vk = beta2 * v[k] + (1.0f - beta2) * g * g;
+        m[k] = mk;
+        v[k] = vk;
+        p[k] = p[k] * decay - step_size * mk / (std::sqrt(vk) * inv_sqrt_bias2 + eps);
+    }
+}
+
+double sum_squares(const float* g, long n) {
+    constexpr long CHUNK = 1L << 14;
+    const long chunks = (n + CHUNK - 1) / CHUNK;
+    std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+    MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long c = 0; c < chunks; ++c) {
+        double s = 0.0;
+        const long hi = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (long k = c * CHUNK; k < hi; ++k) s += static_cast<double>(g[k]) * g[k];
+        part[c] = s;
+    }
+    double total = 0.0;
+    for (double s : part) total += s;
+    return total;
+}
+
+}  // namespace mf

@@ -1,0 +1,118 @@
+"""The interface every backend implements: arrays and kernels.
+
+The backend owns its arrays. Model, layer and optimizer code holds them as opaque handles and only
+passes them back to backend methods: allocation (``empty``, ``zeros``), moves between the host and
+the backend (``to_device``, ``to_host``, ``copy_from_host``), views (``rows``, ``reshape``,
+``split``) and kernels. Kernels write into caller-supplied buffers, so a training loop allocates
+its workspaces once.
+
+Layouts: row-major, C-contiguous. Images inside the model are channels-last ``(N, H, W, C)``;
+the API's NCHW is converted on the host. Dense weights are ``(fan_in, fan_out)``, convolution
+weights ``(KH * KW * C_in, C_out)`` (rows in (ky, kx, c) order).
+
+This base class implements the array methods for backends whose arrays are NumPy arrays in host
+memory (``numpy`` and ``cpp``); the kernels are the subclasses'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Backend:
+    name = "abstract"
+    dtype = np.dtype(np.float32)
+
+    # -- arrays ---------------------------------------------------------------------------------
+    def empty(self, shape, dtype=None):
+        return np.empty(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def zeros(self, shape, dtype=None):
+        return np.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def to_device(self, x, dtype=None):
+        """A backend array holding a copy of host array ``x`` (float data in the backend's dtype)."""
+        x = np.asarray(x)
+        if dtype is None:
+            dtype = self.dtype if x.dtype.kind == "f" else x.dtype
+        return np.array(x, dtype=dtype, order="C", copy=True)
+
+    def to_host(self, a) -> np.ndarray:
+        """A host NumPy copy of backend array ``a``."""
+        return np.array(a, copy=True)
+
+    def copy_from_host(self, dst, x) -> None:
+        """``dst[...] = x`` for a host array ``x`` of the same shape."""
+        x = np.asarray(x)
+        if x.shape != dst.shape:
+            raise ValueError(f"copy_from_host: source has shape {x.shape}, destination {dst.shape}")
+        dst[...] = x
+
+    def rows(self, a, lo, hi):
+        """The view ``a[lo:hi]`` along the first axis."""
+        return a[lo:hi]
+
+    def reshape(self, a, shape):
+        """A view of contiguous ``a`` with another shape of the same size."""
+        return a.reshape(shape)
+
+    def split(self, flat, shapes):
+        """Views into 1-D ``flat``: consecutive blocks with the given shapes."""
+        views, at = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape, dtype=np.int64))
+            views.append(flat[at : at + size].reshape(shape))
+            at += size
+        if at != flat.size:
+            raise ValueError(f"split: shapes cover {at} elements, the buffer has {flat.size}")
+        return views
+
+    def take(self, src, idx, out):
+        """``out[i] = src[idx[i]]`` for 1-D ``src`` (the labels of a mini-batch)."""
+        np.take(src, idx, out=out)
+        return out
+
+    # -- kernels: see NumpyBackend for the reference definition of each --------------------------
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        """``out = alpha * op(a) @ op(b) + beta * out``; ``beta == 0`` never reads ``out``."""
+        if out is None:
+            if beta != 0.0:
+                raise ValueError("gemm: beta != 0 needs an existing out to accumulate into")
+            m = a.shape[1] if trans_a else a.shape[0]
+            n = b.shape[0] if trans_b else b.shape[1]
+            out = self.empty((m, n))
+        return self._gemm(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
+
+    def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.dtype}>"
+
+
+# Every kernel a backend provides, with its arguments (outputs are caller-supplied arrays):
+KERNELS = {
+    "gemm": "a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0",
+    "linear_forward": "x, w, b, out, relu=False -> out = relu?(x @ w + b)",
+    "linear_backward_input": "dy, w, y, out -> out = (dy @ w.T) * (y > 0); y=None: no mask",
+    "relu_backward": "dy, y, out -> out = dy * (y > 0)",
+    "bias_grad": "dy, out -> out = dy.sum(axis=0)",
+    "softmax_xent": "logits, labels, dlogits=None -> (mean loss, n correct)",
+    "take_rows": "src, idx, out -> out[i] = src[idx[i]]",
+    "conv2d_forward": "x, w, b, out, kernel, stride, padding, relu=False",
+    "conv2d_backward": "dy, x, w, dw, db, dx, kernel, stride, padding",
+    "maxpool_forward": "x, out, argmax, pool",
+    "maxpool_backward": "dy, argmax, out, dx, pool, relu_mask=False",
+    "global_avgpool_forward": "x, out",
+    "global_avgpool_backward": "dy, dx",
+    "batchnorm_forward_train": "x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps, momentum",
+    "batchnorm_forward_infer": "x, gamma, beta, running_mean, running_var, y, eps",
+    "batchnorm_backward": "dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta",
+    "activation_forward": "x, y, kind, alpha=0.0",
+    "activation_backward": "dy, y, dx, kind, alpha=0.0",
+    "dropout": "x, y, rate, seed, step",
+    "batched_transpose": "x, out -> out[b] = x[b].T",
+    "sgd_step": "param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value",
+    "adam_step": "param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale, clip_value",
+    "sum_squares": "x -> float",
+}

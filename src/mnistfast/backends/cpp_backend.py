@@ -1,0 +1,86 @@
+"""The compiled C++ kernels (float32). The extension checks every argument itself.
+
+Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic")``. The
+thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else OpenMP's default (all cores).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .base import Backend
+
+try:
+    from .. import _core
+except ImportError as e:  # pragma: no cover - only when the package was not built
+    _core = None
+    _IMPORT_ERROR = e
+
+THREADS_ENV = "MNISTFAST_NUM_THREADS"
+
+# Kernels whose Python signature is the extension's: bound straight to the extension's methods,
+# so a call costs no extra Python frame.
+_DIRECT = ("linear_forward", "linear_backward_input", "relu_backward", "bias_grad", "softmax_xent", "take_rows",
+           "maxpool_forward", "maxpool_backward", "global_avgpool_forward", "global_avgpool_backward",
+           "batchnorm_forward_train", "batchnorm_forward_infer", "batchnorm_backward", "activation_forward",
+           "activation_backward", "dropout", "batched_transpose", "sgd_step", "adam_step", "sum_squares")
+
+
+def default_threads() -> int:
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return _core.default_threads()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV}={value!r} is not a positive integer")
+    return n
+
+
+class CppBackend(Backend):
+    name = "cpp"
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, dtype=np.float32, threads: int | None = None, gemm_kernel: str = "auto"):
+        if _core is None:
+            raise ImportError(
+                "the cpp backend needs the compiled extension mnistfast._core, which failed to import "
+                f"({_IMPORT_ERROR}); reinstall with `pip install .`"
+            )
+        if np.dtype(dtype) != np.float32:
+            raise ValueError(f"cpp backend: only float32 is supported, got {np.dtype(dtype)}")
+        if threads is None:
+            threads = default_threads()
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"cpp backend: threads must be a positive integer, got {threads!r}")
+        self._k = _core.Kernels(int(threads), gemm_kernel)
+        for name in _DIRECT:
+            setattr(self, name, getattr(self._k, name))
+
+    @property
+    def threads(self) -> int:
+        return self._k.threads
+
+    @property
+    def gemm_kernel(self) -> str:
+        return self._k.gemm_kernel
+
+    def peak_gflops(self):
+        """Measured FMA throughput of this backend's threads (None without AVX2/FMA)."""
+        return self._k.peak_gflops()
+
+    def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
+        return self._k.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+
+    def conv2d_forward(self, x, w, b, out, kernel, stride, padding, relu=False):
+        return self._k.conv2d_forward(x, w, b, out, *kernel, *stride, *padding, relu)
+
+    def conv2d_backward(self, dy, x, w, dw, db, dx, kernel, stride, padding):
+        self._k.conv2d_backward(dy, x, w, dw, db, dx, *kernel, *stride, *padding)
+
+    def __repr__(self) -> str:
+        return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}>"

@@ -1,0 +1,66 @@
+"""Fully connected layer: ``y = x @ W + b`` with an optional fused ReLU."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Layer
+
+ACTIVATIONS = (None, "relu")
+
+
+class Dense(Layer):
+    """``Dense(units, activation=None | "relu")``. ``W`` is ``(fan_in, units)``, He-initialised."""
+
+    can_mask_input_grad = True
+
+    def __init__(self, units: int, activation=None):
+        super().__init__()
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Dense: activation must be None or 'relu', got {activation!r} "
+                             "(other activations are layers: LeakyReLU(), Sigmoid(), Tanh())")
+        self.units, self.activation = units, activation
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense needs a flat input, got shape {input_shape}; put Flatten() before it")
+        self.fan_in = input_shape[0]
+        return (self.units,)
+
+    def param_shapes(self):
+        return [(self.fan_in, self.units), (self.units,)]
+
+    @property
+    def param_names(self):
+        return ["W", "b"]
+
+    def init_params(self, rng):
+        # Drawn in float64, then rounded by the backend: every backend and dtype starts alike.
+        w = rng.standard_normal((self.fan_in, self.units)) * math.sqrt(2.0 / self.fan_in)
+        return [w, np.zeros(self.units)]
+
+    def forward(self, x, training):
+        n = x.shape[0]
+        self.x = x
+        self.y = self._bufs.get("y", n, (self.units,))
+        self.backend.linear_forward(x, self.params[0], self.params[1], self.y, self.activation == "relu")
+        return self.y
+
+    def backward(self, dy):
+        be = self.backend
+        if self.activation == "relu" and not self.output_grad_masked:
+            be.relu_backward(dy, self.y, dy)
+        be.gemm(self.x, dy, out=self.grads[0], trans_a=True)
+        be.bias_grad(dy, self.grads[1])
+        if not self.needs_input_grad:
+            return None
+        dx = self._bufs.get("dx", dy.shape[0], (self.fan_in,))
+        be.linear_backward_input(dy, self.params[0], self.x if self.mask_input_grad else None, dx)
+        return dx
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation}

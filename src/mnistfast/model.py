@@ -1,0 +1,471 @@
+"""``Sequential``: a stack of layers on one backend, with the Keras-style training API.
+
+One code path serves every backend: the model moves data to the backend once per call, and from
+then on passes backend arrays between the layers' forward/backward kernels, the fused
+softmax-cross-entropy and the optimizer. All trainable parameters live in one flat backend
+buffer (and their gradients in another), so an optimizer step is one kernel call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .backends import get_backend
+from .callbacks import History
+from .layers import Layer
+from .layers.base import api_shape, internal_shape
+from .optim import SGD, Optimizer
+from .progress import ProgressBar
+from .schedules import make_schedule
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Sequential:
+    """``Sequential([Conv2D(32, 3, activation="relu"), MaxPool2D(), Flatten(), Dense(10)],
+    input_shape=(1, 28, 28), backend="cpp", seed=0)``.
+
+    ``input_shape`` excludes the batch axis: ``(features,)`` or ``(C, H, W)``; without it the model
+    is built by the first ``fit`` from the data. The last layer's outputs are the class logits.
+    ``dtype`` is for the numpy reference only (``np.float64`` for gradient checks).
+    """
+
+    def __init__(self, layers, input_shape=None, backend="cpp", seed: int = 0, dtype=None):
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise TypeError("Sequential needs a non-empty list of layers (mf.layers.Dense, Conv2D, ...)")
+        if len({id(layer) for layer in self.layers}) != len(self.layers):
+            raise ValueError("Sequential: the same layer object appears twice")
+        self.backend = get_backend(backend, **({} if dtype is None else {"dtype": dtype}))
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.input_shape = None
+        self._step_bufs = {}
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # -- building -------------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    def build(self, input_shape) -> "Sequential":
+        if self.built:
+            raise RuntimeError("the model is already built")
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) not in (1, 3) or min(shape) < 1:
+            raise ValueError(f"input_shape must be (features,) or (C, H, W), got {input_shape!r}")
+        be = self.backend
+        self.input_shape = shape
+        s = internal_shape(shape)
+        for i, layer in enumerate(self.layers):
+            try:
+                s = layer.build(s, be)
+            except ValueError as e:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {e}") from None
+            layer.seed = (self.seed * 1_000_003 + i) % 2**63
+        if len(s) != 1:
+            raise ValueError(f"the last layer must output class scores (n_classes,), got {api_shape(s)}; "
+                             "end with Flatten() and Dense(n_classes)")
+        self.n_classes = s[0]
+        self._fuse_relu_masks()
+
+        # One flat buffer for all parameters, one for their gradients; layers get views.
+        shapes = [shape for layer in self.layers for shape in layer.param_shapes()]
+        total = sum(int(np.prod(sh, dtype=np.int64)) for sh in shapes)
+        self.flat_params, self.flat_grads = be.zeros((total,)), be.zeros((total,))
+        p_views, g_views = be.split(self.flat_params, shapes), be.split(self.flat_grads, shapes)
+        at = 0
+        for layer in self.layers:
+            k = len(layer.param_shapes())
+            state = [be.zeros(sh) for sh in layer.state_shapes()]
+            layer.bind(p_views[at : at + k], g_views[at : at + k], state)
+            at += k
+            for j, (p, value) in enumerate(zip(layer.params, layer.init_params(self._rng))):
+                be.copy_from_host(p, layer.from_api(j, np.asarray(value, dtype=be.dtype)))
+            for s_arr, value in zip(layer.state, layer.init_state()):
+                be.copy_from_host(s_arr, np.asarray(value, dtype=be.dtype))
+        # Backward stops at the first layer with parameters: nothing before it needs a gradient.
+        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
+        self._first_trainable = trainable[0] if trainable else len(self.layers)
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = i > self._first_trainable
+        return self
+
+    def _fuse_relu_masks(self) -> None:
+        """Where a layer with a fused ReLU feeds a layer that can mask its input gradient, the
+        ReLU derivative moves into that layer's backward kernel (Dense: the GEMM epilogue;
+        MaxPool2D: the pooled tensor) and the extra pass over the activations disappears."""
+        for layer, nxt in zip(self.layers, self.layers[1:]):
+            fuse = layer.fused_relu and nxt.can_mask_input_grad
+            layer.output_grad_masked = nxt.mask_input_grad = fuse
+
+    def _require_built(self, what: str):
+        if not self.built:
+            raise RuntimeError(f"{what}: the model is not built yet; pass input_shape= or call fit first")
+
+    # -- parameters -----------------------------------------------------------------------------
+    def _named_arrays(self):
+        """(name, layer, kind, index) for every array get_params returns, in order."""
+        for i, layer in enumerate(self.layers):
+            for k, name in enumerate(layer.param_names):
+                yield f"layer{i}.{name}", layer, "param", k
+            for k, name in enumerate(layer.state_names):
+                yield f"layer{i}.{name}", layer, "state", k
+
+    def get_params(self) -> list:
+        """Host copies, layer by layer: each layer's parameters (API layout: Dense ``W (fan_in,
+        fan_out)``, ``b``; Conv2D ``W (out, in, kh, kw)``, ``b``; BatchNorm ``gamma``, ``beta``) then its
+        saved state (BatchNorm ``running_mean``, ``running_var``)."""
+        self._require_built("get_params")
+        be, out = self.backend, []
+        for _, layer, kind, k in self._named_arrays():
+            if kind == "param":
+                out.append(layer.to_api(k, be.to_host(layer.params[k])))
+            else:
+                out.append(be.to_host(layer.state[k]))
+        return out
+
+    def param_names(self) -> list:
+        return [name for name, *_ in self._named_arrays()]
+
+    def set_params(self, params) -> None:
+        """The inverse of ``get_params``: every array is checked before any is written."""
+        self._require_built("set_params")
+        params = list(params)
+        entries = list(self._named_arrays())
+        if len(params) != len(entries):
+            raise ValueError(f"set_params: expected {len(entries)} arrays {[e[0] for e in entries]}, got {len(params)}")
+        staged = []
+        for (name, layer, kind, k), p in zip(entries, params):
+            p = np.asarray(p)
+            want = layer.api_param_shapes()[k] if kind == "param" else layer.state_shapes()[k]
+            if p.shape != tuple(want):
+                raise ValueError(f"set_params: {name} has shape {p.shape}, expected {tuple(want)}")
+            if p.dtype.kind not in "fiu":
+                raise TypeError(f"set_params: {name} has non-numeric dtype {p.dtype}")
+            if not np.all(np.isfinite(p)):
+                raise ValueError(f"set_params: {name} contains NaN or Inf")
+            if p.size and np.max(np.abs(p)) > FLOAT32_MAX:
+                raise ValueError(f"set_params: {name} has values beyond the float32 range")
+            value = layer.from_api(k, p) if kind == "param" else p
+            staged.append((layer.params[k] if kind == "param" else layer.state[k], value))
+        for dst, value in staged:
+            self.backend.copy_from_host(dst, np.asarray(value, dtype=self.backend.dtype))
+
+    def count_params(self) -> int:
+        self._require_built("count_params")
+        return sum(int(np.prod(s, dtype=np.int64)) for layer in self.layers for s in layer.param_shapes())
+
+    # -- input checks ---------------------------------------------------------------------------
+    def _check_x(self, X, what="X") -> np.ndarray:
+        """Host array ``(n, *internal input shape)`` in the backend's float dtype."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiu":
+            raise TypeError(f"{what} has dtype {X.dtype}, expected a numeric array")
+        if X.ndim < 2 or len(X) == 0:
+            raise ValueError(f"{what} has shape {X.shape}, expected a non-empty (n_samples, ...) array")
+        sample = X.shape[1:]
+        if not self.built:
+            self.build(sample if len(sample) in (1, 3) else (int(np.prod(sample)),))
+        want = self.input_shape
+        if sample != want:
+            if int(np.prod(sample)) != int(np.prod(want)):
+                raise ValueError(f"{what} has shape {X.shape}, expected (n_samples, {', '.join(map(str, want))})"
+                                 f" or (n_samples, {int(np.prod(want))})")
+            X = X.reshape((len(X), *want))
+        if len(want) == 3:
+            X = X.transpose(0, 2, 3, 1)  # NCHW -> the kernels' NHWC
+        X = np.ascontiguousarray(X, dtype=self.backend.dtype)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{what} contains NaN or Inf")
+        return X
+
+    def _check_y(self, y, n: int, what="y") -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n:
+            raise ValueError(f"{what} has shape {y.shape}, expected ({n},) to match the samples")
+        if y.dtype.kind not in "iu":
+            if y.dtype.kind == "f" and np.all(y == np.round(y)):
+                y = y.astype(np.int64)
+            else:
+                raise TypeError(f"{what} must hold integer class labels, got dtype {y.dtype}")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            bad = int(np.argmax((y < 0) | (y >= self.n_classes)))
+            raise ValueError(f"{what}[{bad}] = {y[bad]} is not a class label in 0..{self.n_classes - 1}")
+        return np.ascontiguousarray(y, dtype=np.int64)
+
+    # -- forward and backward -------------------------------------------------------------------
+    def forward(self, x, training: bool = False):
+        """Logits for a backend array ``x`` of shape ``(n, *internal input shape)``."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dlogits) -> None:
+        """Fills every layer's gradients from dL/dlogits."""
+        dy = dlogits
+        for layer in reversed(self.layers[self._first_trainable :]):
+            dy = layer.backward(dy)
+
+    def _buf(self, name, rows, tail=(), dtype=None):
+        key = (name, rows)
+        buf = self._step_bufs.get(key)
+        if buf is None:
+            buf = self._step_bufs[key] = self.backend.empty((rows, *tail), dtype=dtype)
+        return buf
+
+    def train_step(self, x, y, optimizer: Optimizer):
+        """One mini-batch step on backend arrays; returns (mean loss, correct predictions)."""
+        logits = self.forward(x, training=True)
+        dlogits = self._buf("dlogits", x.shape[0], (self.n_classes,))
+        loss, correct = self.backend.softmax_xent(logits, y, dlogits)
+        self.backward(dlogits)
+        optimizer.step()
+        return loss, correct
+
+    def loss_and_grads(self, X, y, training: bool = True):
+        """Mean loss and its gradients (API layout, the order of ``get_params`` without the state)
+        on one batch, without updating the parameters."""
+        X = self._check_x(X)
+        y = self._check_y(y, len(X))
+        be = self.backend
+        logits = self.forward(be.to_device(X), training=training)
+        dlogits = be.empty((len(X), self.n_classes))
+        loss, _ = be.softmax_xent(logits, be.to_device(y), dlogits)
+        self.backward(dlogits)
+        grads = [layer.to_api(k, be.to_host(g)) for layer in self.layers for k, g in enumerate(layer.grads)]
+        return loss, grads
+
+    # -- Keras-style API ------------------------------------------------------------------------
+    def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
+            lr_schedule="constant", validation_data=None, shuffle: bool = True, verbose: int = 1,
+            callbacks=()) -> History:
+        """Mini-batch training; returns a :class:`History`.
+
+        ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls); without
+        one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: ``"constant"``, ``"cosine"`` (per
+        epoch, from the optimizer's lr towards 0 over ``epochs``) or ``f(epoch_index, lr) -> lr``.
+        ``shuffle=False`` takes the batches in data order. ``verbose``: 0 silent, 1 a progress bar
+        per epoch, 2 one line per epoch. ``callbacks``: :class:`Callback` objects.
+        """
+        X = self._check_x(X)
+        y = self._check_y(y, len(X))
+        if validation_data is not None:
+            Xv, yv = validation_data
+            Xv = self._check_x(Xv, "validation X")
+            yv = self._check_y(yv, len(Xv), "validation y")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if optimizer is None:
+            optimizer = SGD(lr=0.1 if lr is None else lr)
+        elif lr is not None:
+            raise ValueError("fit: pass lr to the optimizer (e.g. mf.optim.Adam(lr=...)), not beside it")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an mf.optim optimizer, got {type(optimizer).__name__}")
+        be = self.backend
+        optimizer.bind(self.flat_params, self.flat_grads, be)
+        schedule = make_schedule(lr_schedule, optimizer.lr, epochs)
+
+        n = len(X)
+        batch_size = min(int(batch_size), n)
+        steps = -(-n // batch_size)
+        sample = X.shape[1:]
+        X_dev = be.to_device(X.reshape(n, -1))  # rows gathered per step, then viewed as samples
+        y_dev = be.to_device(y)
+        xb_full = be.empty((batch_size, X_dev.shape[1]))
+        yb_full = be.empty((batch_size,), dtype=np.int64)
+        views = {}  # rows -> (x view with the sample shape, y view)
+
+        def batch_views(rows, x_rows, y_rows):
+            return be.reshape(x_rows, (rows, *sample)), y_rows
+
+        history = History()
+        try:
+            for epoch in range(1, epochs + 1):
+                optimizer.lr = schedule(epoch - 1)
+                order = be.to_device(self._rng.permutation(n)) if shuffle else None
+                bar = ProgressBar(steps, epoch, epochs, verbose)
+                t0 = time.perf_counter()
+                loss_sum, correct_sum = 0.0, 0
+                for step in range(steps):
+                    lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                    rows = hi - lo
+                    if order is None:
+                        xb, yb = batch_views(rows, be.rows(X_dev, lo, hi), be.rows(y_dev, lo, hi))
+                    else:
+                        if rows not in views:
+                            views[rows] = (be.rows(xb_full, 0, rows), be.rows(yb_full, 0, rows))
+                        x_rows, y_rows = views[rows]
+                        idx = be.rows(order, lo, hi)
+                        be.take_rows(X_dev, idx, x_rows)
+                        be.take(y_dev, idx, y_rows)
+                        xb, yb = batch_views(rows, x_rows, y_rows)
+                    loss, correct = self.train_step(xb, yb, optimizer)
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training diverged at epoch {epoch}, step {step + 1}: loss is {loss}; try a smaller lr")
+                    loss_sum += loss * rows
+                    correct_sum += correct
+                    bar.update(step + 1, loss_sum / hi, correct_sum / hi)
+                    for cb in callbacks:
+                        cb.on_batch_end(step, {"loss": loss, "correct": correct, "size": rows})
+                logs = {"loss": loss_sum / n, "accuracy": correct_sum / n, "lr": optimizer.lr,
+                        "time": time.perf_counter() - t0}
+                if validation_data is not None:
+                    val = self._evaluate_prepared(Xv, yv)
+                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+                history.append(epoch, logs)
+                bar.finish(logs)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+        finally:
+            self._step_bufs.clear()
+        return history
+
+    def _logits_batches(self, X, batch_size: int):
+        """(start row, logits) over prepared host ``X``, moved to the backend a batch at a time."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        for lo in range(0, len(X), batch_size):
+            yield lo, self.forward(self.backend.to_device(X[lo : lo + batch_size]), training=False)
+
+    def _evaluate_prepared(self, X, y, batch_size: int = 256) -> dict:
+        loss_sum, correct_sum = 0.0, 0
+        be = self.backend
+        for lo, logits in self._logits_batches(X, batch_size):
+            rows = logits.shape[0]
+            loss, correct = be.softmax_xent(logits, be.to_device(y[lo : lo + rows]))
+            loss_sum += loss * rows
+            correct_sum += correct
+        return {"loss": loss_sum / len(X), "accuracy": correct_sum / len(X)}
+
+    def evaluate(self, X, y, batch_size: int = 256) -> dict:
+        """``{"loss": mean cross-entropy, "accuracy": fraction correct}``."""
+        self._require_built("evaluate")
+        X = self._check_x(X)
+        return self._evaluate_prepared(X, self._check_y(y, len(X)), batch_size)
+
+    def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities, ``(n_samples, n_classes)``, float32."""
+        self._require_built("predict_proba")
+        X = self._check_x(X)
+        out = np.empty((len(X), self.n_classes), dtype=np.float32)
+        for lo, logits in self._logits_batches(X, batch_size):
+            z = self.backend.to_host(logits).astype(np.float64)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            out[lo : lo + len(z)] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, X, batch_size: int = 256) -> np.ndarray:
+        """Predicted class labels (int64)."""
+        self._require_built("predict")
+        X = self._check_x(X)
+        out = np.empty(len(X), dtype=np.int64)
+        for lo, logits in self._logits_batches(X, batch_size):
+            z = self.backend.to_host(logits)
+            out[lo : lo + len(z)] = z.argmax(axis=1)
+        return out
+
+    # -- description and persistence ------------------------------------------------------------
+    def get_config(self) -> dict:
+        self._require_built("get_config")
+        return {"input_shape": list(self.input_shape), "seed": self.seed,
+                "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+
+    def summary(self, print_fn=print) -> str:
+        """A Keras-style table of the layers, their output shapes (API order) and parameter counts."""
+        self._require_built("summary")
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for i, layer in enumerate(self.layers):
+            count = sum(int(np.prod(s, dtype=np.int64)) for s in layer.param_shapes())
+            shape = "(None, " + ", ".join(str(d) for d in api_shape(layer.output_shape)) + ")"
+            rows.append((f"{i}: {layer!r}", shape, f"{count:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        line = "-" * (sum(widths) + 4)
+        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"  # noqa: E731
+        text = "\n".join([fmt(rows[0]), line, *map(fmt, rows[1:]), line,
+                          f"Total params: {self.count_params():,}   input {self.input_shape}, backend {self.backend.name}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Write the architecture, parameters and state to an ``.npz`` (no pickle), atomically."""
+        from .serialization import write_model
+
+        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, dict(zip(self.param_names(), self.get_params())))
+
+    def __repr__(self) -> str:
+        shape = f", input_shape={self.input_shape}" if self.built else ""
+        return f"Sequential({len(self.layers)} layers{shape}, backend={self.backend.name!r})"
+
+
+MODEL_FORMAT = "mnistfast.sequential/1"
+
+LEGACY_MLP_FORMAT = "mnistfast.mlp/1"  # written by mnistfast 0.1: an MLP's sizes and W1, b1, ...
+
+
+def load_model(path, backend="cpp") -> Sequential:
+    """Load a model written by ``save``, on the given backend (a name or a Backend object).
+
+    The file's config is checked against the arrays it holds before anything is allocated.
+    """
+    from .layers import LAYER_TYPES
+    from .serialization import read_model
+
+    config, arrays = read_model(path)
+    fmt = config.get("format")
+    try:
+        if fmt == LEGACY_MLP_FORMAT:
+            sizes = [int(s) for s in config["layers"]]
+            from .layers import Dense
+
+            layer_specs = [Dense(n, activation="relu") for n in sizes[1:-1]] + [Dense(sizes[-1])]
+            input_shape = (sizes[0],)
+            names = [f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}" for k in range(2 * (len(sizes) - 1))]
+        elif fmt == MODEL_FORMAT:
+            layer_specs = []
+            for spec in config["layers"]:
+                cls = LAYER_TYPES.get(spec.get("type")) if isinstance(spec, dict) else None
+                if cls is None:
+                    raise ValueError(f"unknown layer {spec!r}")
+                layer_specs.append(cls(**spec.get("config", {})))
+            input_shape = tuple(int(d) for d in config["input_shape"])
+            names = None
+        else:
+            raise ValueError(f"unsupported model format {fmt!r}, expected {MODEL_FORMAT!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: bad model config ({e})") from None
+
+    # Walk the shapes without allocating: every parameter must be in the file with its shape.
+    from .layers.base import internal_shape
+
+    expected, layer_names, s = [], [], internal_shape(input_shape)
+    try:
+        for i, layer in enumerate(layer_specs):
+            s = layer.compute_output_shape(s)
+            expected += layer.api_param_shapes() + layer.state_shapes()
+            layer_names += [f"layer{i}.{name}" for name in layer.param_names + layer.state_names]
+    except ValueError as e:
+        raise ValueError(f"{path}: bad model config ({e})") from None
+    names = names or layer_names
+    if len(names) != len(expected):
+        raise ValueError(f"{path}: the config needs {len(expected)} arrays, the file has {len(names)}")
+    for name, shape in zip(names, expected):
+        if name not in arrays:
+            raise ValueError(f"{path}: missing array {name!r}")
+        if arrays[name].shape != tuple(shape):
+            raise ValueError(f"{path}: array {name!r} has shape {arrays[name].shape}, the config needs {tuple(shape)}")
+
+    model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=int(config.get("seed", 0)))
+    try:
+        model.set_params([arrays[n] for n in names])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    return model

@@ -1,0 +1,116 @@
+"""Optimizers with state, each step one fused kernel call over the model's flat parameter buffer.
+
+``SGD(lr, momentum=0.0, nesterov=False, weight_decay=0.0)``, ``Adam(lr=1e-3, betas=(0.9, 0.999),
+eps=1e-8, weight_decay=0.0)`` and ``AdamW`` (decoupled weight decay, default 1e-2) follow
+PyTorch's update rules. Every optimizer also clips: ``clipnorm`` rescales the whole gradient when
+its global L2 norm exceeds it, ``clipvalue`` clamps each component to ``[-clipvalue, clipvalue]``
+(in that order). ``lr`` may be changed between steps (the schedules in ``fit`` do).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _check(name, value, low=0.0, high=math.inf, low_open=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value < high
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>' if low_open else '>='} {low}"
+                         f"{f' and < {high}' if high != math.inf else ''}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    def __init__(self, lr, clipvalue=None, clipnorm=None):
+        self.lr = _check("lr", lr, low_open=True)
+        self.clipvalue = None if clipvalue is None else _check("clipvalue", clipvalue, low_open=True)
+        self.clipnorm = None if clipnorm is None else _check("clipnorm", clipnorm, low_open=True)
+        self._params = self._grads = self.backend = None
+        self.iterations = 0
+
+    def bind(self, params, grads, backend) -> None:
+        """Attach to a model's flat parameter and gradient buffers. Re-binding to the same buffers
+        keeps the state (a second ``fit`` continues); other buffers start fresh."""
+        if params is self._params and grads is self._grads:
+            return
+        self._params, self._grads, self.backend = params, grads, backend
+        self.iterations = 0
+        self._init_state(backend, params.shape)
+
+    def _init_state(self, backend, shape) -> None:
+        pass
+
+    def _grad_scale(self) -> float:
+        if self.clipnorm is None:
+            return 1.0
+        norm = math.sqrt(self.backend.sum_squares(self._grads))
+        return self.clipnorm / norm if norm > self.clipnorm else 1.0
+
+    def step(self) -> None:
+        if self._params is None:
+            raise RuntimeError(f"{type(self).__name__}.step: not bound to a model (fit binds it)")
+        self.iterations += 1
+        self._update(self._grad_scale(), self.clipvalue or 0.0)
+
+    def _update(self, grad_scale: float, clip_value: float) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "clipvalue": self.clipvalue, "clipnorm": self.clipnorm}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+
+class SGD(Optimizer):
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipvalue=None, clipnorm=None):
+        super().__init__(lr, clipvalue, clipnorm)
+        self.momentum = _check("momentum", momentum, high=1.0)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("SGD: nesterov needs momentum > 0")
+        self.nesterov = bool(nesterov)
+
+    def _init_state(self, backend, shape):
+        self.velocity = backend.zeros(shape) if self.momentum else None
+
+    def _update(self, grad_scale, clip_value):
+        self.backend.sgd_step(self._params, self._grads, self.velocity, self.lr, self.momentum, self.nesterov,
+                              self.weight_decay, grad_scale, clip_value)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, clipvalue=None, clipnorm=None):
+        super().__init__(lr, clipvalue, clipnorm)
+        self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
+        self.eps = _check("eps", eps, low_open=True)
+        self.weight_decay = _check("weight_decay", weight_decay)
+
+    def _init_state(self, backend, shape):
+        self.m, self.v = backend.zeros(shape), backend.zeros(shape)
+
+    def _update(self, grad_scale, clip_value):
+        self.backend.adam_step(self._params, self._grads, self.m, self.v, self.lr, self.betas[0], self.betas[1],
+                               self.eps, self.weight_decay, self.decoupled, self.iterations, grad_scale, clip_value)
+
+    def get_config(self):
+        return {**super().get_config(), "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p -= lr * weight_decay * p`` besides the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, clipvalue=None, clipnorm=None):
+        super().__init__(lr, betas, eps, weight_decay, clipvalue, clipnorm)
+
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
