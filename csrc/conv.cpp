@@ -109,8 +109,9 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
     const size_t dw_size = static_cast<size_t>(patch) * g.F;
-    // Chunk k writes its weight gradient into partial k; they are summed in order below.
+    // Chunk k writes its weight (and bias) gradient into partial k; they are summed in order below.
     std::vector<float> partial(chunks > 1 ? dw_size * (chunks - 1) : 0);
+    std::vector<float> partial_db(db ? static_cast<size_t>(g.F) * chunks : 0);
     MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
         thread_local std::vector<float> cols_buf, dcols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
@@ -124,6 +125,7 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
         }
         float* dwk = k == 0 ? dw : partial.data() + (k - 1) * dw_size;
         gemm_1t(true, false, patch, g.F, rows, cols, patch, dyk, g.F, dwk, g.F);
+        if (db) bias_grad(dyk, rows, g.F, partial_db.data() + static_cast<size_t>(k) * g.F);  // dy chunk is in cache
         if (dx) {
             if (g.pointwise()) {
                 gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dx + pixel(g, n0, 0, 0), patch);
@@ -138,7 +140,11 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
         const float* p = partial.data() + (k - 1) * dw_size;
         for (size_t i = 0; i < dw_size; ++i) dw[i] += p[i];
     }
-    if (db) bias_grad(dy, static_cast<int>(g.rows()), g.F, db);
+    if (db) {
+        std::copy(partial_db.begin(), partial_db.begin() + g.F, db);
+        for (int k = 1; k < chunks; ++k)
+            for (int f = 0; f < g.F; ++f) db[f] += partial_db[static_cast<size_t>(k) * g.F + f];
+    }
 }
 
 }  // namespace mf

@@ -20,14 +20,15 @@ void maxpool_forward(const float* x, int N, int H, int W, int C, int P, float* o
                 o[c] = img[first + c];
                 a[c] = first + c;
             }
+            // Branch-free selects over the channel run: the compiler turns them into vector blends.
             for (int dy = 0; dy < P; ++dy) {
-                for (int dx = 0; dx < P; ++dx) {
+                for (int dx = (dy == 0); dx < P; ++dx) {
                     const int32_t at = ((oy * P + dy) * W + ox * P + dx) * C;
+                    const float* v = img + at;
                     for (int c = 0; c < C; ++c) {
-                        if (img[at + c] > o[c]) {
-                            o[c] = img[at + c];
-                            a[c] = at + c;
-                        }
+                        const bool gt = v[c] > o[c];
+                        o[c] = gt ? v[c] : o[c];
+                        a[c] = gt ? at + c : a[c];
                     }
                 }
             }

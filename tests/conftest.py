@@ -3,6 +3,9 @@ import pytest
 
 import mnistfast as mf
 
+# Every backend the kernel suite covers: each is checked against the float64 numpy reference.
+BACKENDS = ["numpy", "cpp"]
+
 
 @pytest.fixture(scope="session")
 def ref():
@@ -13,6 +16,12 @@ def ref():
 @pytest.fixture(scope="session")
 def cpp():
     return mf.get_backend("cpp")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    """Each backend in float32, in turn."""
+    return mf.get_backend(request.param)
 
 
 @pytest.fixture
@@ -34,3 +43,7 @@ def mnist_small(mnist):
 
 def uniform(rng, *shape):
     return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def f64(*arrays):
+    return [None if a is None else np.asarray(a, dtype=np.float64) for a in arrays]

@@ -57,8 +57,31 @@ def test_layers_must_fit_the_data(small_mnist_dir, tmp_path, capsys):
     assert "--layers starts with 100 inputs but the images have 784 pixels" in capsys.readouterr().err
 
 
-def test_bad_flag_values(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--layers", "784,a"])
-    with pytest.raises(SystemExit):
-        main(["train", "--lr", "-1"])
+@pytest.mark.parametrize("argv,message", [
+    (["--layers", "784,a"], "--layers must be integers like 784,128,64,10"),
+    (["--lr", "-1"], "argument --lr: must be positive"),
+    (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+    (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice"),
+])
+def test_bad_flag_values(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_cnn(small_mnist_dir, tmp_path, capsys):
+    out = tmp_path / "cnn"
+    rc = main(["train", "--model", "cnn", "--data", str(small_mnist_dir), "--epochs", "1", "--out", str(out),
+               "--verbose", "0", "--threads", "1"])
+    assert rc == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["config"]["model"] == "cnn" and "Adam(lr=0.001" in history["config"]["optimizer"]
+    assert history["test_accuracy"] > 0.8  # 3000 images, one epoch: measured 0.9
+    model = mf.load_model(out / "model.npz")
+    assert [p.shape for p in model.get_params()][0] == (32, 1, 3, 3)
+
+
+def test_layers_flag_is_for_the_mlp(tmp_path, capsys):
+    assert main(["train", "--model", "cnn", "--layers", "784,10", "--out", str(tmp_path)]) == 2
+    assert "--layers applies to --model mlp only" in capsys.readouterr().err

@@ -19,66 +19,67 @@ ODD = (5, 17, 31)
 
 @pytest.fixture(params=[k for k in KERNELS if k != "naive"])
 def kernel(request):
-    _core.set_gemm_kernel(request.param)
-    yield request.param
-    _core.set_gemm_kernel("auto")
+    return request.param
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
-    before = _core.num_threads()
-    _core.set_num_threads(request.param)
-    yield request.param
-    _core.set_num_threads(before)
+    return request.param
 
 
-def check(rng, M, N, K, ta, tb, alpha=1.0, beta=0.0):
+@pytest.fixture
+def k(kernel, threads):
+    """The extension's kernels with these settings."""
+    return _core.Kernels(threads, kernel)
+
+
+def check(k, rng, M, N, K, ta, tb, alpha=1.0, beta=0.0):
     a = uniform(rng, K, M) if ta else uniform(rng, M, K)
     b = uniform(rng, N, K) if tb else uniform(rng, K, N)
     c0 = uniform(rng, M, N)
     got = c0.copy()
-    _core.gemm(a, b, got, ta, tb, alpha, beta)
+    k.gemm(a, b, got, ta, tb, alpha, beta)
     ref = alpha * ((a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)) + beta * c0
     assert_close(got, ref, "gemm", f"M={M} N={N} K={K} ta={ta} tb={tb}")
 
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("axis", ["M", "N", "K"])
-def test_every_size_1_to_64(kernel, threads, rng, axis, ta, tb):
+def test_every_size_1_to_64(k, rng, axis, ta, tb):
     for n in range(1, 65):
         for other in itertools.product(ODD, ODD):
             dims = dict(zip([d for d in "MNK" if d != axis], other), **{axis: n})
-            check(rng, dims["M"], dims["N"], dims["K"], ta, tb)
+            check(k, rng, dims["M"], dims["N"], dims["K"], ta, tb)
 
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("M,N,K", [(145, 33, 257), (289, 161, 513), (7, 1000, 600), (1001, 9, 300),
                                    (150, 2049, 20), (128, 128, 784)])
-def test_large_odd_sizes(kernel, threads, rng, M, N, K, ta, tb):
-    check(rng, M, N, K, ta, tb, alpha=0.75, beta=0.5)
+def test_large_odd_sizes(k, rng, M, N, K, ta, tb):
+    check(k, rng, M, N, K, ta, tb, alpha=0.75, beta=0.5)
 
 
 @pytest.mark.parametrize("ta,tb", TRANS)
-def test_nan_in_c_with_beta_zero(kernel, threads, rng, ta, tb):
+def test_nan_in_c_with_beta_zero(k, rng, ta, tb):
     M, N, K = 37, 53, 300  # two K blocks: the second accumulates onto the first, never onto NaN
     a = uniform(rng, K, M) if ta else uniform(rng, M, K)
     b = uniform(rng, N, K) if tb else uniform(rng, K, N)
     c = np.full((M, N), np.nan, np.float32)
-    _core.gemm(a, b, c, ta, tb, 1.0, 0.0)
+    k.gemm(a, b, c, ta, tb, 1.0, 0.0)
     ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
     assert_close(c, ref, "gemm")
 
 
-def test_fused_epilogues(kernel, rng):
+def test_fused_epilogues(k, rng):
     x, w, bias = uniform(rng, 131, 300), uniform(rng, 300, 70), uniform(rng, 70)
     out = np.full((131, 70), np.nan, np.float32)
-    _core.linear_forward(x, w, bias, out, True)
+    k.linear_forward(x, w, bias, out, True)
     ref = np.maximum(x.astype(np.float64) @ w + bias, 0)
     assert_close(out, ref, "linear", "bias + relu")
     y = np.maximum(uniform(rng, 131, 300), 0)
     dy = uniform(rng, 131, 70)
     dx = np.full((131, 300), np.nan, np.float32)
-    _core.linear_backward_input(dy, w, y, dx)
+    k.linear_backward_input(dy, w, y, dx)
     assert_close(dx, (dy.astype(np.float64) @ w.T) * (y > 0), "linear", "relu mask")
 
 
@@ -88,28 +89,24 @@ def test_bitwise_reproducible_across_thread_counts(kernel, rng, ta, tb):
     a = uniform(rng, K, M) if ta else uniform(rng, M, K)
     b = uniform(rng, N, K) if tb else uniform(rng, K, N)
     results = []
-    before = _core.num_threads()
     for t in (1, 2, 3, 1):
-        _core.set_num_threads(t)
         out = np.empty((M, N), np.float32)
-        _core.gemm(a, b, out, ta, tb, 1.0, 0.0)
+        _core.Kernels(t, kernel).gemm(a, b, out, ta, tb, 1.0, 0.0)
         results.append(out)
-    _core.set_num_threads(before)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
 
 
-def test_blocked_agrees_with_naive_oracle(kernel, rng):
+def test_blocked_agrees_with_naive_oracle(k, rng):
     a, b = uniform(rng, 129, 513), uniform(rng, 513, 47)
     fast = np.empty((129, 47), np.float32)
-    _core.gemm(a, b, fast)
-    _core.set_gemm_kernel("naive")
+    k.gemm(a, b, fast)
     slow = np.empty((129, 47), np.float32)
-    _core.gemm(a, b, slow)
+    _core.Kernels(k.threads, "naive").gemm(a, b, slow)
     assert_close(fast, slow, "gemm")
 
 
 def test_unknown_kernel_is_an_error():
     with pytest.raises(ValueError, match="gemm kernel 'sse9' is not available"):
-        _core.set_gemm_kernel("sse9")
-    assert _core.gemm_kernel() in KERNELS
+        _core.Kernels(1, "sse9")
+    assert _core.Kernels().gemm_kernel in KERNELS

@@ -36,6 +36,7 @@ TRAIN_CONFIGS = {
     "784-1024-10 batch 128": ((784, 1024, 10), 128),
 }
 
+CNN_BATCH = 128
 LR = 0.05  # small enough that no configuration diverges while it is being timed
 
 
@@ -58,16 +59,17 @@ def gemm_operands(M, N, K, trans_a, trans_b, seed=0):
     return a, b, np.empty((M, N), np.float32)
 
 
-def gemm_runner(impl: str, M, N, K, trans_a, trans_b):
+def gemm_runner(impl: str, M, N, K, trans_a, trans_b, threads=None):
     """A zero-argument callable doing one sgemm with ``impl`` ('numpy' = OpenBLAS via matmul, 'cpp')."""
     a, b, out = gemm_operands(M, N, K, trans_a, trans_b)
     if impl == "numpy":
         A, B = (a.T if trans_a else a), (b.T if trans_b else b)  # views: BLAS sees the transpose flag
         return lambda: np.matmul(A, B, out=out)
     if impl == "cpp":
-        from . import _core
+        from .backends import CppBackend
 
-        return lambda: _core.gemm(a, b, out, trans_a, trans_b, 1.0, 0.0)
+        be = CppBackend(threads=threads)
+        return lambda: be.gemm(a, b, out, trans_a, trans_b)
     raise ValueError(f"unknown gemm implementation {impl!r}")
 
 
@@ -109,12 +111,66 @@ def lean_numpy_epoch(X, y, layers, batch_size, lr=LR, seed=0):
     return epoch
 
 
-def mnistfast_epoch(X, y, layers, batch_size, backend, lr=LR, seed=0):
-    """One ``fit`` epoch; returns the epoch's own time (input validation, once per fit, excluded)."""
-    from .mlp import MLP
+def _backend(name, threads):
+    from .backends import get_backend
 
-    model = MLP(layers, backend=backend, seed=seed)
+    return get_backend(name, **({"threads": threads} if name == "cpp" else {}))
+
+
+def mnistfast_epoch(X, y, layers, batch_size, backend, lr=LR, seed=0, threads=None):
+    """One ``fit`` epoch; returns the epoch's own time (input validation, once per fit, excluded)."""
+    from .presets import MLP
+
+    model = MLP(layers, backend=_backend(backend, threads), seed=seed)
     return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, verbose=0).history["time"][0]
+
+
+# -- the basic CNN ------------------------------------------------------------------------------
+CNN_LR = 1e-3
+
+
+def cnn_epoch_flops(n_samples: int) -> float:
+    """The basic CNN: forward, weight gradients, input gradients (all but the first layer's)."""
+    conv1 = 26 * 26 * 32 * 9
+    conv2 = 11 * 11 * 64 * 288
+    dense = 1600 * 128 + 128 * 64 + 64 * 10
+    return 2.0 * n_samples * (2 * conv1 + 3 * conv2 + 3 * dense)
+
+
+def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None):
+    """One epoch of ``mf.CNN("basic")`` with Adam; returns the epoch's own time."""
+    from .optim import Adam
+    from .presets import CNN
+
+    model = CNN("basic", backend=_backend(backend, threads), seed=seed)
+    opt = Adam(lr=CNN_LR)
+    return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0).history["time"][0]
+
+
+def torch_cnn_epoch(X, y, batch_size, threads, seed=0):
+    """The same CNN in PyTorch CPU (NCHW, Conv2d/ReLU/MaxPool2d/Linear, Adam), the same batches."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 64),
+                          nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=CNN_LR)
+    loss_fn = nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(np.ascontiguousarray(X.reshape(-1, 1, 28, 28))), torch.from_numpy(y)
+    n = len(X)
+
+    def epoch():
+        perm = torch.randperm(n)
+        for lo in range(0, n, batch_size):
+            idx = perm[lo : lo + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
+
+    return epoch
 
 
 def torch_epoch(X, y, layers, batch_size, threads, lr=LR, seed=0):
@@ -157,7 +213,7 @@ def epoch_runners(X, y, layers, batch_size, threads, include_torch=True):
     runners = {
         "numpy reference": mnistfast_epoch(X, y, layers, batch_size, "numpy"),
         "lean numpy": lean_numpy_epoch(X, y, layers, batch_size),
-        "cpp": mnistfast_epoch(X, y, layers, batch_size, "cpp"),
+        "cpp": mnistfast_epoch(X, y, layers, batch_size, "cpp", threads=threads),
     }
     if include_torch and have_torch():
         runners["pytorch"] = torch_epoch(X, y, layers, batch_size, threads)
@@ -194,29 +250,27 @@ def interleaved_medians(runners: dict, rounds: int, calls: int = 1, warmup: int 
 def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, include_torch: bool = True,
         quick: bool = False, log=print) -> dict:
     """Measure everything and return the report (also printed through ``log``)."""
-    from . import _core
+    from .backends import CppBackend
     from .data import load_mnist
-    from .threads import get_num_threads, set_num_threads
 
-    if threads is not None:
-        set_num_threads(threads)
-    threads = get_num_threads()
-    peak = _core.peak_gflops()
+    be = CppBackend(threads=threads)
+    threads = be.threads
+    peak = be.peak_gflops()
     report = {
         "machine": {"processor": platform.processor() or platform.machine(), "threads": threads,
-                    "measured_peak_gflops": peak, "gemm_kernel": _core.gemm_kernel(),
+                    "measured_peak_gflops": peak, "gemm_kernel": be.gemm_kernel,
                     "numpy": np.__version__},
-        "gemm": [], "train": [],
+        "gemm": [], "train": [], "cnn": [],
     }
     pk = f"{peak:.0f} GFLOP/s measured FMA peak" if peak else "no AVX2 peak measured"
-    log(f"mnistfast bench: {threads} threads, gemm kernel {_core.gemm_kernel()}, {pk}")
+    log(f"mnistfast bench: {threads} threads, gemm kernel {be.gemm_kernel}, {pk}")
     log(f"medians over {rounds} interleaved rounds ({gemm_rounds} sgemm calls or 1 epoch per round)\n")
 
     log(f"{'sgemm':<46} {'numpy ms':>9} {'cpp ms':>9} {'cpp/numpy':>9} {'cpp GF/s':>9} {'% peak':>7}")
     shapes = dict(list(GEMM_SHAPES.items())[:4]) if quick else GEMM_SHAPES
     for name, (M, N, K, ta, tb) in shapes.items():
         calls = max(3, gemm_rounds if M * N * K < 1e8 else gemm_rounds // 10)
-        med = interleaved_medians({impl: gemm_runner(impl, M, N, K, ta, tb) for impl in ("numpy", "cpp")},
+        med = interleaved_medians({impl: gemm_runner(impl, M, N, K, ta, tb, threads) for impl in ("numpy", "cpp")},
                                   rounds, calls)
         gf = gemm_flops(M, N, K) / med["cpp"] / 1e9
         row = {"shape": name, "M": M, "N": N, "K": K, "trans_a": ta, "trans_b": tb,
@@ -247,6 +301,24 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
         vs_torch = f"{row['speedup_vs_pytorch']:.2f}x" if row["speedup_vs_pytorch"] else "-"
         pct = f"{100 * row['cpp_gflops'] / peak:6.0f}%" if peak else "-"
         log(f"{name:<37} {cells}   {row['speedup_vs_lean_numpy']:5.2f}x / {vs_torch:<6} {row['cpp_gflops']:9.1f} {pct}")
+
+    # The basic CNN: cpp against PyTorch (the numpy reference takes minutes per epoch here).
+    flops = cnn_epoch_flops(len(X))
+    log(f"\nbasic CNN, Adam, batch {CNN_BATCH}: one epoch (s)   {'cpp':>8} {'pytorch':>8}   cpp vs torch   "
+        f"cpp GF/s  % peak")
+    runners = {"cpp": mnistfast_cnn_epoch(X, y, CNN_BATCH, threads=threads)}
+    if include_torch and have_torch():
+        runners["pytorch"] = torch_cnn_epoch(X, y, CNN_BATCH, threads)
+    med = interleaved_medians(runners, max(1, rounds // 2))
+    gf = flops / med["cpp"] / 1e9
+    row = {"config": f"basic CNN batch {CNN_BATCH}", "epoch_s": med, "epoch_gflop": flops / 1e9, "cpp_gflops": gf,
+           "flop_limit_s": flops / (peak * 1e9) if peak else None,
+           "speedup_vs_pytorch": med["pytorch"] / med["cpp"] if "pytorch" in med else None}
+    report["cnn"].append(row)
+    torch_cell = f"{med['pytorch']:8.2f}" if "pytorch" in med else f"{'-':>8}"
+    vs = f"{row['speedup_vs_pytorch']:.2f}x" if row["speedup_vs_pytorch"] else "-"
+    pct = f"{100 * gf / peak:6.0f}%" if peak else "-"
+    log(f"{'':<40} {med['cpp']:8.2f} {torch_cell}   {vs:>12}   {gf:8.1f} {pct}")
     if include_torch and not have_torch():
         log("(pytorch column empty: torch is not installed; `pip install torch` adds it)")
     return report
