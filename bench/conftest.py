@@ -1,12 +1,16 @@
 import pytest
 
 import mnistfast as mf
-from mnistfast import _core
 
 
 @pytest.fixture(scope="session")
-def peak_gflops():
-    return _core.peak_gflops()
+def cpp_backend():
+    return mf.get_backend("cpp")
+
+
+@pytest.fixture(scope="session")
+def peak_gflops(cpp_backend):
+    return cpp_backend.peak_gflops()
 
 
 @pytest.fixture(scope="session")

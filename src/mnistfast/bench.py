@@ -137,6 +137,30 @@ def cnn_epoch_flops(n_samples: int) -> float:
     return 2.0 * n_samples * (2 * conv1 + 3 * conv2 + 3 * dense)
 
 
+# The basic CNN's convolutions at batch 128: (name, N, H, W, C, F); 3x3 kernels, stride 1, valid.
+CONV_LAYERS = [("conv1 1->32 on 28x28", 128, 28, 28, 1, 32), ("conv2 32->64 on 13x13", 128, 13, 13, 32, 64)]
+
+
+def conv_runners(be, N, H, W, C, F, seed=0):
+    """(forward, backward) callables for one conv layer on backend ``be``; backward computes dw,
+    db and, except for the first layer (C == 1), dx."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C), dtype=np.float32)
+    w = rng.standard_normal((9 * C, F), dtype=np.float32)
+    b, dw, db = np.zeros(F, np.float32), np.empty((9 * C, F), np.float32), np.empty(F, np.float32)
+    out = np.empty((N, H - 2, W - 2, F), np.float32)
+    dy = rng.standard_normal(out.shape, dtype=np.float32)
+    dx = None if C == 1 else np.empty_like(x)
+    geom = ((3, 3), (1, 1), (0, 0))
+    return (lambda: be.conv2d_forward(x, w, b, out, *geom, relu=True),
+            lambda: be.conv2d_backward(dy, x, w, dw, db, dx, *geom))
+
+
+def conv_flops(N, H, W, C, F, backward=False, with_dx=True):
+    macs = N * (H - 2) * (W - 2) * F * 9 * C
+    return 2.0 * macs * ((2 if with_dx else 1) if backward else 1)
+
+
 def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None):
     """One epoch of ``mf.CNN("basic")`` with Adam; returns the epoch's own time."""
     from .optim import Adam
@@ -260,7 +284,7 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
         "machine": {"processor": platform.processor() or platform.machine(), "threads": threads,
                     "measured_peak_gflops": peak, "gemm_kernel": be.gemm_kernel,
                     "numpy": np.__version__},
-        "gemm": [], "train": [], "cnn": [],
+        "gemm": [], "train": [], "conv": [], "cnn": [],
     }
     pk = f"{peak:.0f} GFLOP/s measured FMA peak" if peak else "no AVX2 peak measured"
     log(f"mnistfast bench: {threads} threads, gemm kernel {be.gemm_kernel}, {pk}")
@@ -301,6 +325,20 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
         vs_torch = f"{row['speedup_vs_pytorch']:.2f}x" if row["speedup_vs_pytorch"] else "-"
         pct = f"{100 * row['cpp_gflops'] / peak:6.0f}%" if peak else "-"
         log(f"{name:<37} {cells}   {row['speedup_vs_lean_numpy']:5.2f}x / {vs_torch:<6} {row['cpp_gflops']:9.1f} {pct}")
+
+    log(f"\n{'conv layer (batch 128, 3x3, NHWC im2col + packed GEMM)':<56} {'fwd ms':>7} {'GF/s':>6} {'% peak':>6}"
+        f" {'bwd ms':>7} {'GF/s':>6} {'% peak':>6}")
+    for name, N, H, W, C, F in CONV_LAYERS:
+        fwd, bwd = conv_runners(be, N, H, W, C, F)
+        med = interleaved_medians({"fwd": fwd, "bwd": bwd}, rounds, calls=10)
+        gf_f = conv_flops(N, H, W, C, F) / med["fwd"] / 1e9
+        gf_b = conv_flops(N, H, W, C, F, backward=True, with_dx=C > 1) / med["bwd"] / 1e9
+        report["conv"].append({"layer": name, "forward_s": med["fwd"], "backward_s": med["bwd"],
+                               "forward_gflops": gf_f, "backward_gflops": gf_b})
+        pf = f"{100 * gf_f / peak:5.0f}%" if peak else "     -"
+        pb = f"{100 * gf_b / peak:5.0f}%" if peak else "     -"
+        log(f"{name + (' (bwd: dw, db)' if C == 1 else ' (bwd: dw, db, dx)'):<56} {1e3 * med['fwd']:7.2f} "
+            f"{gf_f:6.1f} {pf} {1e3 * med['bwd']:7.2f} {gf_b:6.1f} {pb}")
 
     # The basic CNN: cpp against PyTorch (the numpy reference takes minutes per epoch here).
     flops = cnn_epoch_flops(len(X))
