@@ -35,9 +35,11 @@ class Tol:
 #   backend summing row by row (NumPy along axis 0) is off by ~5e-5 there: GEMM-like bounds.
 # - optimizer: a handful of roundings per element (sqrt and a division in Adam); 1e-5 relative
 #   covers them, atol 1e-6 the elements where the update cancels.
-# - cnn training: 24 Adam steps of the small CNN with dropout; float32 GEMMs that sum in another
-#   order drift apart slowly, and Adam's m / sqrt(v) amplifies relative differences in tiny
-#   gradients. Measured: losses agree to ~2e-6 relative, weights to ~3e-5 absolute.
+# - cnn training: 24 Adam steps (lr 2e-3) of the basic CNN with dropout. Adam moves each weight by
+#   about lr per step whatever the gradient's size, so where a gradient is at rounding-noise level
+#   the two backends can step in different directions: the weight bound is one step, 2e-3, while
+#   a wrong kernel drifts by ~lr every step (~5e-2 over the run). Measured: losses agree to
+#   4.1e-5 relative, weights to 3.3e-4 absolute.
 # - gradcheck: central differences in float64 with h = 1e-6 have truncation error ~h^2 and
 #   cancellation error ~eps64 / h ~ 1e-10; atol 1e-8 sits far below every gradient entry checked.
 TOLERANCES = {
@@ -52,8 +54,8 @@ TOLERANCES = {
     "pool": Tol(rtol=0.0, atol=0.0),
     "batchnorm": Tol(rtol=1e-4, atol=1e-4),
     "optimizer": Tol(rtol=1e-5, atol=1e-6),
-    "cnn_training_loss": Tol(rtol=1e-4, atol=1e-6),
-    "cnn_training_weights": Tol(rtol=1e-3, atol=3e-4),
+    "cnn_training_loss": Tol(rtol=2e-4, atol=1e-6),
+    "cnn_training_weights": Tol(rtol=0.0, atol=2e-3),
     "gradcheck": Tol(rtol=1e-5, atol=1e-8),
 }
 
