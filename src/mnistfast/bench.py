@@ -182,8 +182,15 @@ def torch_cnn_epoch(X, y, batch_size, threads, seed=0):
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 64),
                           nn.ReLU(), nn.Linear(64, 10))
     opt = torch.optim.Adam(model.parameters(), lr=CNN_LR)
-    loss_fn = nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(np.ascontiguousarray(X.reshape(-1, 1, 28, 28))), torch.from_numpy(y)
+    return _torch_epoch(model, opt, np.ascontiguousarray(X.reshape(-1, 1, 28, 28)), y, batch_size)
+
+
+def _torch_epoch(model, opt, X, y, batch_size):
+    """One shuffled epoch of PyTorch training with cross-entropy, as a zero-argument callable."""
+    import torch
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     n = len(X)
 
     def epoch():
@@ -210,19 +217,7 @@ def torch_epoch(X, y, layers, batch_size, threads, lr=LR, seed=0):
             mods.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*mods)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    n = len(X)
-
-    def epoch():
-        perm = torch.randperm(n)
-        for lo in range(0, n, batch_size):
-            idx = perm[lo : lo + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
-
-    return epoch
+    return _torch_epoch(model, opt, X, y, batch_size)
 
 
 def have_torch() -> bool:
