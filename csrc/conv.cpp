@@ -12,7 +12,7 @@ namespace mf {
 
 namespace {
 
-// A chunk's patch matrix: 128K floats = 512 KiB, the size of this machine's L2.
+// A chunk's patch matrix: 128K floats = 512 KiB, within the L2 of current x86 cores (512 KiB to 2 MiB).
 constexpr long COLS_CHUNK_FLOATS = 1L << 17;
 
 inline long pixel(const ConvGeom& g, int n, int y, int x) { return ((static_cast<long>(n) * g.H + y) * g.W + x) * g.C; }

@@ -83,10 +83,6 @@ XentResult softmax_xent(const float* logits, const int64_t* labels, int rows, in
     return r;
 }
 
-void sgd_update(float* p, const float* g, long n, float lr) {
-    MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long k = 0; k < n; ++k) p[k] -= lr * g[k];
-}
-
 void take_rows(const float* src, int cols, const int64_t* idx, int n, float* dst) {
     const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
     MF_PARALLEL_FOR_IF(static_cast<long>(n) * cols >= MIN_PARALLEL_ELEMS)(int i = 0; i < n; ++i)

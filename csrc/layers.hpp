@@ -21,9 +21,6 @@ struct XentResult {
 // gradient of the mean loss: (softmax(z) - onehot(label)) / rows.
 XentResult softmax_xent(const float* logits, const int64_t* labels, int rows, int cols, float* dlogits);
 
-// p -= lr * g
-void sgd_update(float* p, const float* g, long n, float lr);
-
 // dst[i, :] = src[idx[i], :] for i < n: gathering a shuffled mini-batch.
 void take_rows(const float* src, int cols, const int64_t* idx, int n, float* dst);
 

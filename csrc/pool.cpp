@@ -20,7 +20,7 @@ void maxpool_forward(const float* x, int N, int H, int W, int C, int P, float* o
                 o[c] = img[first + c];
                 a[c] = first + c;
             }
-            // Branch-free selects over the channel run: the compiler turns them into vector blends.
+            // Strict '>' keeps the first maximum in row-major window order, as the reference does.
             for (int dy = 0; dy < P; ++dy) {
                 for (int dx = (dy == 0); dx < P; ++dx) {
                     const int32_t at = ((oy * P + dy) * W + ox * P + dx) * C;
