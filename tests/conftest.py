@@ -1,10 +1,38 @@
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
 
-import mnistfast as mf
+
+def _has_nvidia_gpu() -> bool:
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
+# Without a GPU the cuda backend runs in Numba's CUDA simulator, which must be switched on before
+# anything imports Numba. The simulator runs each CUDA thread as a Python thread that waits at
+# every barrier: a short switch interval keeps them from idling 5 ms per barrier.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_nvidia_gpu():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    sys.setswitchinterval(1e-4)
+
+import mnistfast as mf  # noqa: E402
+from host_adapter import HostArrays  # noqa: E402
+
+CUDA_PROBLEM = mf.backends.cuda_status()
+CUDA_SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 # Every backend the kernel suite covers: each is checked against the float64 numpy reference.
-BACKENDS = ["numpy", "cpp"]
+BACKENDS = ["numpy", "cpp"] + ([] if CUDA_PROBLEM else ["cuda"])
+needs_cuda = pytest.mark.skipif(CUDA_PROBLEM is not None, reason=f"cuda backend unavailable: {CUDA_PROBLEM}")
+
+
+def make_backend(name):
+    """A backend whose kernels take host arrays (a device backend is wrapped in HostArrays)."""
+    be = mf.get_backend(name)
+    return HostArrays(be) if name == "cuda" else be
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +48,8 @@ def cpp():
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request):
-    """Each backend in float32, in turn."""
-    return mf.get_backend(request.param)
+    """Each backend in float32, in turn; kernels take host arrays."""
+    return make_backend(request.param)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .backends import get_backend
-from .callbacks import History
+from .callbacks import Callback, History
 from .layers import Layer
 from .layers.base import api_shape, internal_shape
 from .optim import SGD, Optimizer
@@ -22,6 +22,15 @@ from .progress import ProgressBar
 from .schedules import make_schedule
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+# fit reads its running loss back from the backend when the progress bar redraws, and at least
+# this often (to notice a diverging run): never every step, which would stall a GPU.
+METRICS_EVERY = 50
+
+
+def _is_device_array(a) -> bool:
+    """A GPU array: anything exporting ``__cuda_array_interface__``, or a Numba device array."""
+    return hasattr(a, "__cuda_array_interface__") or bool(getattr(a, "__cuda_ndarray__", False))
 
 
 class Sequential:
@@ -218,14 +227,15 @@ class Sequential:
             buf = self._step_bufs[key] = self.backend.empty((rows, *tail), dtype=dtype)
         return buf
 
-    def train_step(self, x, y, optimizer: Optimizer):
-        """One mini-batch step on backend arrays; returns (mean loss, correct predictions)."""
+    def train_step(self, x, y, optimizer: Optimizer, totals) -> None:
+        """One mini-batch step on backend arrays; the loss and correct count are added to the
+        backend array ``totals`` (see ``Backend.xent_accumulate``), not returned: reading them
+        would wait for a GPU every step."""
         logits = self.forward(x, training=True)
         dlogits = self._buf("dlogits", x.shape[0], (self.n_classes,))
-        loss, correct = self.backend.softmax_xent(logits, y, dlogits)
+        self.backend.xent_accumulate(logits, y, dlogits, totals)
         self.backward(dlogits)
         optimizer.step()
-        return loss, correct
 
     def loss_and_grads(self, X, y, training: bool = True):
         """Mean loss and its gradients (API layout, the order of ``get_params`` without the state)
@@ -286,13 +296,16 @@ class Sequential:
             return be.reshape(x_rows, (rows, *sample)), y_rows
 
         history = History()
+        totals = be.zeros((4,), dtype=np.float64)
+        # Callbacks that override on_batch_end get each step's loss: the only per-step read-back.
+        batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         try:
             for epoch in range(1, epochs + 1):
                 optimizer.lr = schedule(epoch - 1)
                 order = be.to_device(self._rng.permutation(n)) if shuffle else None
                 bar = ProgressBar(steps, epoch, epochs, verbose)
                 t0 = time.perf_counter()
-                loss_sum, correct_sum = 0.0, 0
+                be.copy_from_host(totals, np.zeros(4))
                 for step in range(steps):
                     lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                     rows = hi - lo
@@ -306,16 +319,20 @@ class Sequential:
                         be.take_rows(X_dev, idx, x_rows)
                         be.take(y_dev, idx, y_rows)
                         xb, yb = batch_views(rows, x_rows, y_rows)
-                    loss, correct = self.train_step(xb, yb, optimizer)
-                    if not math.isfinite(loss):
-                        raise FloatingPointError(
-                            f"training diverged at epoch {epoch}, step {step + 1}: loss is {loss}; try a smaller lr")
-                    loss_sum += loss * rows
-                    correct_sum += correct
-                    bar.update(step + 1, loss_sum / hi, correct_sum / hi)
-                    for cb in callbacks:
-                        cb.on_batch_end(step, {"loss": loss, "correct": correct, "size": rows})
-                logs = {"loss": loss_sum / n, "accuracy": correct_sum / n, "lr": optimizer.lr,
+                    self.train_step(xb, yb, optimizer, totals)
+                    done = step + 1
+                    if batch_callbacks or bar.due(done) or done % METRICS_EVERY == 0:
+                        t = be.to_host(totals)
+                        if not math.isfinite(t[0]):
+                            raise FloatingPointError(
+                                f"training diverged at epoch {epoch}, step {done}: the loss is {t[2]}; try a smaller lr")
+                        bar.update(done, t[0] / hi, t[1] / hi)
+                        for cb in batch_callbacks:
+                            cb.on_batch_end(step, {"loss": float(t[2]), "correct": int(t[3]), "size": rows})
+                t = be.to_host(totals)
+                if not math.isfinite(t[0]):
+                    raise FloatingPointError(f"training diverged in epoch {epoch}: the loss is {t[0] / n}; try a smaller lr")
+                logs = {"loss": float(t[0]) / n, "accuracy": float(t[1]) / n, "lr": optimizer.lr,
                         "time": time.perf_counter() - t0}
                 if validation_data is not None:
                     val = self._evaluate_prepared(Xv, yv)
@@ -328,35 +345,69 @@ class Sequential:
             self._step_bufs.clear()
         return history
 
-    def _logits_batches(self, X, batch_size: int):
-        """(start row, logits) over prepared host ``X``, moved to the backend a batch at a time."""
+    def _prepare_input(self, X, what="X"):
+        """(array, on_device): a checked host array, or a backend view of a device array (CuPy,
+        PyTorch CUDA, Numba) that never goes through the host."""
+        if _is_device_array(X):
+            return self._device_input(X, what), True
+        return self._check_x(X, what), False
+
+    def _device_input(self, X, what):
+        be = self.backend
+        if not hasattr(be, "from_foreign"):
+            raise TypeError(f"{what} is a GPU array, but the model runs on the {be.name} backend; copy it to the host "
+                            "or use backend='cuda'")
+        x = be.from_foreign(X)
+        if np.dtype(x.dtype) != be.dtype:
+            raise TypeError(f"{what} is a device array of dtype {np.dtype(x.dtype)}; the cuda backend takes {be.dtype}")
+        self._require_built("a device input")
+        n, want = x.shape[0], self.input_shape
+        size = int(np.prod(want))
+        if len(x.shape) < 2 or n == 0 or int(np.prod(x.shape[1:])) != size or not x.is_c_contiguous():
+            raise ValueError(f"{what} has shape {tuple(x.shape)}, expected a C-contiguous (n_samples, "
+                             f"{', '.join(map(str, want))}) or (n_samples, {size}) array")
+        if not math.isfinite(be.sum_squares(be.reshape(x, (n * size,)))):
+            raise ValueError(f"{what} contains NaN or Inf")
+        if len(want) == 1:
+            return be.reshape(x, (n, size))
+        c, h, w = want
+        nhwc = be.empty((n, h * w, c))
+        be.batched_transpose(be.reshape(x, (n, c, h * w)), nhwc)  # NCHW -> the kernels' NHWC, on the device
+        return be.reshape(nhwc, (n, h, w, c))
+
+    def _logits_batches(self, X, batch_size: int, on_device: bool = False):
+        """(start row, logits) over a prepared input, moved to the backend a batch at a time."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        for lo in range(0, len(X), batch_size):
-            yield lo, self.forward(self.backend.to_device(X[lo : lo + batch_size]), training=False)
-
-    def _evaluate_prepared(self, X, y, batch_size: int = 256) -> dict:
-        loss_sum, correct_sum = 0.0, 0
         be = self.backend
-        for lo, logits in self._logits_batches(X, batch_size):
-            rows = logits.shape[0]
-            loss, correct = be.softmax_xent(logits, be.to_device(y[lo : lo + rows]))
-            loss_sum += loss * rows
-            correct_sum += correct
-        return {"loss": loss_sum / len(X), "accuracy": correct_sum / len(X)}
+        for lo in range(0, X.shape[0], batch_size):
+            hi = min(X.shape[0], lo + batch_size)
+            yield lo, self.forward(be.rows(X, lo, hi) if on_device else be.to_device(X[lo:hi]), training=False)
+
+    def _evaluate_prepared(self, X, y, batch_size: int = 256, on_device: bool = False) -> dict:
+        be = self.backend
+        totals = be.zeros((4,), dtype=np.float64)
+        y_dev = be.to_device(y)
+        for lo, logits in self._logits_batches(X, batch_size, on_device):
+            be.xent_accumulate(logits, be.rows(y_dev, lo, lo + logits.shape[0]), None, totals)
+        t = be.to_host(totals)  # the one read-back
+        return {"loss": float(t[0]) / len(y), "accuracy": float(t[1]) / len(y)}
 
     def evaluate(self, X, y, batch_size: int = 256) -> dict:
-        """``{"loss": mean cross-entropy, "accuracy": fraction correct}``."""
+        """``{"loss": mean cross-entropy, "accuracy": fraction correct}``. ``X`` may be a host array
+        or, on the cuda backend, a GPU array (CuPy, PyTorch CUDA) used in place."""
         self._require_built("evaluate")
-        X = self._check_x(X)
-        return self._evaluate_prepared(X, self._check_y(y, len(X)), batch_size)
+        X, on_device = self._prepare_input(X)
+        if _is_device_array(y):
+            y = self.backend.to_host(self.backend.from_foreign(y))  # labels are small
+        return self._evaluate_prepared(X, self._check_y(y, X.shape[0]), batch_size, on_device)
 
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)``, float32."""
         self._require_built("predict_proba")
-        X = self._check_x(X)
-        out = np.empty((len(X), self.n_classes), dtype=np.float32)
-        for lo, logits in self._logits_batches(X, batch_size):
+        X, on_device = self._prepare_input(X)
+        out = np.empty((X.shape[0], self.n_classes), dtype=np.float32)
+        for lo, logits in self._logits_batches(X, batch_size, on_device):
             z = self.backend.to_host(logits).astype(np.float64)
             e = np.exp(z - z.max(axis=1, keepdims=True))
             out[lo : lo + len(z)] = e / e.sum(axis=1, keepdims=True)
@@ -365,9 +416,9 @@ class Sequential:
     def predict(self, X, batch_size: int = 256) -> np.ndarray:
         """Predicted class labels (int64)."""
         self._require_built("predict")
-        X = self._check_x(X)
-        out = np.empty(len(X), dtype=np.int64)
-        for lo, logits in self._logits_batches(X, batch_size):
+        X, on_device = self._prepare_input(X)
+        out = np.empty(X.shape[0], dtype=np.int64)
+        for lo, logits in self._logits_batches(X, batch_size, on_device):
             z = self.backend.to_host(logits)
             out[lo : lo + len(z)] = z.argmax(axis=1)
         return out

@@ -26,18 +26,24 @@ class ProgressBar:
         self.stream.write(s)
         self.stream.flush()
 
+    def due(self, step: int) -> bool:
+        """Whether ``update(step, ...)`` would draw: the caller reads the metrics only then."""
+        if self.verbose != 1 or step >= self.steps:
+            return False
+        if self.tty:
+            return time.perf_counter() - self._last >= 0.1
+        return step * self.LOG_LINES_PER_EPOCH >= self._next_log * self.steps
+
     def update(self, step: int, loss: float, acc: float) -> None:
-        if self.verbose != 1:
+        if not self.due(step):
             return
         now = time.perf_counter()
         if self.tty:
-            if now - self._last < 0.1 and step < self.steps:
-                return
             done = self.WIDTH * step // self.steps
             bar = "=" * done + (">" if done < self.WIDTH else "") + "." * (self.WIDTH - done - 1)
             self._write(f"\r{step:>{len(str(self.steps))}}/{self.steps} [{bar[:self.WIDTH]}] "
                         f"- {now - self.t0:.1f}s - loss: {loss:.4f} - accuracy: {acc:.4f}")
-        elif step * self.LOG_LINES_PER_EPOCH >= self._next_log * self.steps and step < self.steps:
+        else:
             self._next_log += 1
             self._write(f"{step}/{self.steps} - {now - self.t0:.1f}s - loss: {loss:.4f} - accuracy: {acc:.4f}\n")
         self._last = now

@@ -1,12 +1,13 @@
-"""Interchangeable kernel backends: ``get_backend("numpy" | "cpp", **options)``."""
+"""Interchangeable kernel backends: ``get_backend("numpy" | "cpp" | "cuda", **options)``."""
 
 from __future__ import annotations
 
 from .base import KERNELS, Backend
 from .cpp_backend import CppBackend
+from .cuda_backend import CudaBackend, cuda_status
 from .numpy_backend import NumpyBackend
 
-_BACKENDS = {"numpy": NumpyBackend, "cpp": CppBackend}
+_BACKENDS = {"numpy": NumpyBackend, "cpp": CppBackend, "cuda": CudaBackend}
 
 
 def available_backends() -> list[str]:
@@ -17,7 +18,8 @@ def get_backend(name="cpp", **options) -> Backend:
     """Return a backend by name (a Backend instance is passed through unchanged).
 
     ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
-    takes ``threads`` and ``gemm_kernel`` ("auto", "avx2", "generic", "naive").
+    takes ``threads`` and ``gemm_kernel`` ("auto", "avx2", "generic", "naive"); cuda takes ``device``
+    (a GPU index) and raises RuntimeError naming what is missing where there is no GPU or driver.
     """
     if isinstance(name, Backend):
         return name
@@ -28,4 +30,5 @@ def get_backend(name="cpp", **options) -> Backend:
     return cls(**options)
 
 
-__all__ = ["KERNELS", "Backend", "CppBackend", "NumpyBackend", "available_backends", "get_backend"]
+__all__ = ["KERNELS", "Backend", "CppBackend", "CudaBackend", "NumpyBackend", "available_backends", "cuda_status",
+           "get_backend"]

@@ -19,6 +19,24 @@ from __future__ import annotations
 import numpy as np
 
 
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def conv_geometry(fn, h, w, oh, ow, kernel, stride, padding):
+    """Checked convolution geometry: (kh, kw, sh, sw, ph, pw, pad_bottom, pad_right), where the
+    bottom/right padding is the zeros that make every window of the ``oh x ow`` output lie inside
+    the padded image."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if min(kh, kw, sh, sw) < 1 or ph < 0 or pw < 0 or ph >= kh or pw >= kw:
+        raise ValueError(f"{fn}: bad kernel {kernel}, stride {stride} or padding {padding}")
+    if oh < 1 or ow < 1 or (oh - 1) * sh - ph >= h or (ow - 1) * sw - pw >= w:
+        raise ValueError(f"{fn}: output {oh}x{ow} has windows past the padded {h}x{w} input")
+    pad_bottom = max(0, (oh - 1) * sh + kh - ph - h)
+    pad_right = max(0, (ow - 1) * sw + kw - pw - w)
+    return kh, kw, sh, sw, ph, pw, pad_bottom, pad_right
+
+
 class Backend:
     name = "abstract"
     dtype = np.dtype(np.float32)
@@ -86,6 +104,18 @@ class Backend:
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
         raise NotImplementedError
 
+    def xent_accumulate(self, logits, labels, dlogits, totals):
+        """softmax_xent, with the results added to the float64 backend array ``totals`` of 4:
+        ``[sum of row losses, correct count, this batch's mean loss, its correct count]``. Training
+        and evaluation keep their running metrics there and read them back only when they are
+        shown, so a GPU backend is not synchronised every step. (Host arrays here; a device
+        backend overrides it.)"""
+        loss, correct = self.softmax_xent(logits, labels, dlogits)
+        totals[0] += loss * logits.shape[0]
+        totals[1] += correct
+        totals[2] = loss
+        totals[3] = correct
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.dtype}>"
 
@@ -98,6 +128,7 @@ KERNELS = {
     "relu_backward": "dy, y, out -> out = dy * (y > 0)",
     "bias_grad": "dy, out -> out = dy.sum(axis=0)",
     "softmax_xent": "logits, labels, dlogits=None -> (mean loss, n correct)",
+    "xent_accumulate": "logits, labels, dlogits, totals -> totals += (loss sum, correct); totals[2:] = this batch's",
     "take_rows": "src, idx, out -> out[i] = src[idx[i]]",
     "conv2d_forward": "x, w, b, out, kernel, stride, padding, relu=False",
     "conv2d_backward": "dy, x, w, dw, db, dx, kernel, stride, padding",

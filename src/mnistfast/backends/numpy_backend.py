@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, conv_geometry, shape_str
 
 # The counter-based dropout generator (SplitMix64), the same as csrc/elementwise.hpp.
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -33,10 +33,6 @@ def dropout_keep_mask(n: int, rate: float, seed: int, step: int) -> np.ndarray:
     return bits >= np.uint64(round(rate * 2**24))
 
 
-def _shape_str(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 class NumpyBackend(Backend):
     name = "numpy"
 
@@ -53,9 +49,9 @@ class NumpyBackend(Backend):
         if a.dtype != want:
             raise TypeError(f"{fn}: {name} must have dtype {want}, got {a.dtype}")
         if ndim is not None and a.ndim != ndim:
-            raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {_shape_str(a.shape)}")
+            raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {shape_str(a.shape)}")
         if shape is not None and a.shape != tuple(shape):
-            raise ValueError(f"{fn}: {name} has shape {_shape_str(a.shape)}, expected {_shape_str(shape)}")
+            raise ValueError(f"{fn}: {name} has shape {shape_str(a.shape)}, expected {shape_str(shape)}")
         if writable and not a.flags.writeable:
             raise ValueError(f"{fn}: {name} is read-only")
         return a
@@ -66,7 +62,7 @@ class NumpyBackend(Backend):
         self._arr("gemm", "b", b, 2)
         A, B = (a.T if trans_a else a), (b.T if trans_b else b)
         if A.shape[1] != B.shape[0]:
-            raise ValueError(f"gemm: inner dimensions differ: op(a) is {_shape_str(A.shape)} but op(b) is {_shape_str(B.shape)}")
+            raise ValueError(f"gemm: inner dimensions differ: op(a) is {shape_str(A.shape)} but op(b) is {shape_str(B.shape)}")
         self._arr("gemm", "out", out, shape=(A.shape[0], B.shape[1]), writable=True)
         prod = A @ B
         out[...] = alpha * prod if beta == 0.0 else alpha * prod + beta * out
@@ -108,7 +104,7 @@ class NumpyBackend(Backend):
         logits = self._arr("softmax_xent", "logits", logits, 2)
         rows, cols = logits.shape
         if rows == 0 or cols == 0:
-            raise ValueError(f"softmax_xent: logits is empty, shape {_shape_str(logits.shape)}")
+            raise ValueError(f"softmax_xent: logits is empty, shape {shape_str(logits.shape)}")
         self._arr("softmax_xent", "labels", labels, shape=(rows,), dtype=np.int64)
         if labels.min() < 0 or labels.max() >= cols:
             bad = int(np.argmax((labels < 0) | (labels >= cols)))
@@ -133,17 +129,6 @@ class NumpyBackend(Backend):
         return out
 
     # -- convolution ------------------------------------------------------------------------------
-    def _conv_geometry(self, fn, n, h, w, c, oh, ow, kernel, stride, padding):
-        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-        if min(kh, kw, sh, sw) < 1 or ph < 0 or pw < 0 or ph >= kh or pw >= kw:
-            raise ValueError(f"{fn}: bad kernel {kernel}, stride {stride} or padding {padding}")
-        if (oh - 1) * sh - ph >= h or (ow - 1) * sw - pw >= w:
-            raise ValueError(f"{fn}: output {oh}x{ow} has windows past the padded {h}x{w} input")
-        # Rows/columns of zeros after the input so that every window lies inside the padded image.
-        pad_bottom = max(0, (oh - 1) * sh + kh - ph - h)
-        pad_right = max(0, (ow - 1) * sw + kw - pw - w)
-        return kh, kw, sh, sw, ph, pw, pad_bottom, pad_right
-
     def _patches(self, x, oh, ow, kh, kw, sh, sw, ph, pw, pb, pr):
         """im2col: (n, oh, ow, kh, kw, c), the input window of every output pixel (zeros outside)."""
         n, c = x.shape[0], x.shape[3]
@@ -161,8 +146,8 @@ class NumpyBackend(Backend):
         out = self._arr(fn, "out", out, 4, writable=True)
         _, oh, ow, f = out.shape
         if out.shape[0] != n:
-            raise ValueError(f"{fn}: out has shape {_shape_str(out.shape)} for {n} images")
-        geom = self._conv_geometry(fn, n, h, wd, c, oh, ow, kernel, stride, padding)
+            raise ValueError(f"{fn}: out has shape {shape_str(out.shape)} for {n} images")
+        geom = conv_geometry(fn, h, wd, oh, ow, kernel, stride, padding)
         kh, kw = geom[:2]
         self._arr(fn, "w", w, shape=(kh * kw * c, f))
         if b is not None:
@@ -178,7 +163,7 @@ class NumpyBackend(Backend):
         n, h, wd, c = x.shape
         dy = self._arr(fn, "dy", dy, 4)
         _, oh, ow, f = dy.shape
-        geom = self._conv_geometry(fn, n, h, wd, c, oh, ow, kernel, stride, padding)
+        geom = conv_geometry(fn, h, wd, oh, ow, kernel, stride, padding)
         kh, kw, sh, sw, ph, pw, pb, pr = geom
         self._arr(fn, "dy", dy, shape=(n, oh, ow, f))
         self._arr(fn, "w", w, shape=(kh * kw * c, f))
@@ -204,7 +189,7 @@ class NumpyBackend(Backend):
         x = self._arr(fn, "x", x, 4)
         n, h, w, c = x.shape
         if pool < 1 or h < pool or w < pool:
-            raise ValueError(f"{fn}: pool {pool} does not fit x {_shape_str(x.shape)}")
+            raise ValueError(f"{fn}: pool {pool} does not fit x {shape_str(x.shape)}")
         oh, ow = h // pool, w // pool
         self._arr(fn, "out", out, shape=(n, oh, ow, c), writable=True)
         self._arr(fn, "argmax", argmax, shape=(n, oh, ow, c), dtype=np.int32, writable=True)

@@ -1,0 +1,102 @@
+"""Convolution as im2col + the tiled SGEMM, and max pooling, on NHWC images.
+
+Forward: ``cols = im2col(x)`` (one row per output pixel, one column per (ky, kx, c) tap) and
+``out = cols @ w`` with the bias and ReLU in the GEMM's epilogue. Backward: ``dw = cols.T @ dy``,
+and ``dx = col2im(dy @ w.T)``, where col2im is a gather: each input pixel sums the patch entries
+that read it, in a fixed order, so no atomics and the same result every run.
+"""
+
+from __future__ import annotations
+
+from numba import cuda, float32
+
+
+@cuda.jit("void(float32[:, :, :, ::1], float32[:, ::1], int32, int32, int32, int32, int32, int32, int32, int32)")
+def im2col(x, cols, out_h, out_w, kh, kw, sh, sw, ph, pw):
+    """cols[p, (ky * kw + kx) * c + ch] = x[n, oy*sh - ph + ky, ox*sw - pw + kx, ch] (zero outside)
+    for output pixel p = (n * out_h + oy) * out_w + ox."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    taps = cols.shape[1]
+    for e in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
+        i = e // taps
+        t = e - i * taps
+        n = i // (out_h * out_w)
+        q = i - n * out_h * out_w
+        oy = q // out_w
+        ox = q - oy * out_w
+        tap = t // c
+        ch = t - tap * c
+        ky = tap // kw
+        kx = tap - ky * kw
+        iy = oy * sh - ph + ky
+        ix = ox * sw - pw + kx
+        cols[i, t] = x[n, iy, ix, ch] if (0 <= iy < h and 0 <= ix < w) else float32(0.0)
+
+
+@cuda.jit("void(float32[:, ::1], float32[:, :, :, ::1], int32, int32, int32, int32, int32, int32, int32, int32)")
+def col2im(g, dx, out_h, out_w, kh, kw, sh, sw, ph, pw):
+    """dx[n, iy, ix, ch] = sum of g[(n, oy, ox), (ky, kx, ch)] over the windows that cover it."""
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        n = e // (h * w * c)
+        r = e - n * h * w * c
+        iy = r // (w * c)
+        r -= iy * w * c
+        ix = r // c
+        ch = r - ix * c
+        s = float32(0.0)
+        for ky in range(kh):
+            ty = iy + ph - ky
+            if ty >= 0 and ty % sh == 0 and ty // sh < out_h:
+                oy = ty // sh
+                for kx in range(kw):
+                    tx = ix + pw - kx
+                    if tx >= 0 and tx % sw == 0 and tx // sw < out_w:
+                        ox = tx // sw
+                        s += g[(n * out_h + oy) * out_w + ox, (ky * kw + kx) * c + ch]
+        dx[n, iy, ix, ch] = s
+
+
+@cuda.jit("void(float32[:, :, :, ::1], float32[:, :, :, ::1], int32[:, :, :, ::1], int32)")
+def maxpool_forward(x, out, argmax, pool):
+    """The first maximum of each window in row-major order, and its flat index in the image."""
+    w, c = x.shape[2], x.shape[3]
+    oh, ow = out.shape[1], out.shape[2]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        n = e // (oh * ow * c)
+        r = e - n * oh * ow * c
+        oy = r // (ow * c)
+        r -= oy * ow * c
+        ox = r // c
+        ch = r - ox * c
+        best = x[n, oy * pool, ox * pool, ch]
+        at = (oy * pool * w + ox * pool) * c + ch
+        for ky in range(pool):
+            for kx in range(pool):
+                v = x[n, oy * pool + ky, ox * pool + kx, ch]
+                if v > best:
+                    best = v
+                    at = ((oy * pool + ky) * w + ox * pool + kx) * c + ch
+        out[n, oy, ox, ch] = best
+        argmax[n, oy, ox, ch] = at
+
+
+@cuda.jit("void(float32[:, :, :, ::1], int32[:, :, :, ::1], float32[:, :, :, ::1], float32[:, :, :, ::1], int32, int32)")
+def maxpool_backward(dy, argmax, out, dx, pool, relu_mask):
+    """Each input element takes its window's gradient if it was the window's maximum; zero else.
+    relu_mask: also zero where the pooled value is not positive (a fused ReLU before the pool)."""
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    oh, ow = dy.shape[1], dy.shape[2]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        n = e // (h * w * c)
+        r = e - n * h * w * c
+        y = r // (w * c)
+        r -= y * w * c
+        xx = r // c
+        ch = r - xx * c
+        oy, ox = y // pool, xx // pool
+        v = float32(0.0)
+        if oy < oh and ox < ow and argmax[n, oy, ox, ch] == (y * w + xx) * c + ch:
+            if not relu_mask or out[n, oy, ox, ch] > float32(0.0):
+                v = dy[n, oy, ox, ch]
+        dx[n, y, xx, ch] = v

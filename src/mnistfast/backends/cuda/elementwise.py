@@ -1,0 +1,182 @@
+"""One-pass kernels over flat arrays: activations, ReLU masks, dropout, row gathers, transposes
+and the optimizer updates. Each thread handles the elements ``i = start, start + stride, ...``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32, uint64
+
+from .launch import grid
+
+# Activation codes shared with CudaBackend.
+RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3
+
+
+@cuda.jit("void(float32[::1], float32[::1], int32, float32)")
+def activation_forward(x, y, kind, alpha):
+    zero, one = float32(0.0), float32(1.0)
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = x[i]
+        if kind == RELU:
+            y[i] = v if v > zero else zero
+        elif kind == LEAKY_RELU:
+            y[i] = v if v > zero else alpha * v
+        elif kind == SIGMOID:
+            y[i] = one / (one + math.exp(-v))
+        else:
+            y[i] = math.tanh(v)
+
+
+@cuda.jit("void(float32[::1], float32[::1], float32[::1], int32, float32)")
+def activation_backward(dy, y, dx, kind, alpha):
+    zero, one = float32(0.0), float32(1.0)
+    for i in range(cuda.grid(1), dy.size, cuda.gridsize(1)):
+        g, v = dy[i], y[i]
+        if kind == RELU:
+            dx[i] = g if v > zero else zero
+        elif kind == LEAKY_RELU:
+            dx[i] = g if v > zero else alpha * g
+        elif kind == SIGMOID:
+            dx[i] = g * v * (one - v)
+        else:
+            dx[i] = g * (one - v * v)
+
+
+# SplitMix64, bit for bit the generator of csrc/elementwise.hpp and the numpy reference.
+GOLDEN, MIX1, MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@cuda.jit("uint64(uint64)", device=True)
+def splitmix64(z):
+    z = z + GOLDEN
+    z = (z ^ (z >> uint64(30))) * MIX1
+    z = (z ^ (z >> uint64(27))) * MIX2
+    return z ^ (z >> uint64(31))
+
+
+@cuda.jit("void(float32[::1], float32[::1], uint64, uint64, float32)")
+def dropout(x, y, key, threshold, scale):
+    """Keep element i where the top 24 bits of splitmix64(key + i) reach ``threshold``."""
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        bits = splitmix64(key + uint64(i)) >> uint64(40)
+        y[i] = x[i] * scale if bits >= threshold else float32(0.0)
+
+
+def dropout_key(seed: int, step: int) -> int:
+    """The per-step key, mixed on the host exactly as the kernels of the other backends do."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(step) + GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * MIX1
+        z = (z ^ (z >> np.uint64(27))) * MIX2
+        mixed = z ^ (z >> np.uint64(31))
+        z = (np.uint64(seed) ^ mixed) + GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * MIX1
+        z = (z ^ (z >> np.uint64(27))) * MIX2
+        return int(z ^ (z >> np.uint64(31)))
+
+
+@cuda.jit("void(float32[:, ::1], int64[::1], float32[:, ::1])")
+def take_rows(src, idx, out):
+    cols = out.shape[1]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        r = e // cols
+        out[r, e - r * cols] = src[idx[r], e - r * cols]
+
+
+@cuda.jit("void(int64[::1], int64[::1], int64[::1])")
+def take_labels(src, idx, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[idx[i]]
+
+
+@cuda.jit("void(float32[:, :, ::1], float32[:, :, ::1])")
+def batched_transpose(x, out):
+    """out[b, j, i] = x[b, i, j]; consecutive threads write consecutive ``out`` elements."""
+    rows, cols = x.shape[1], x.shape[2]
+    plane = rows * cols
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        b = e // plane
+        r = e - b * plane
+        j = r // rows
+        i = r - j * rows
+        out[b, j, i] = x[b, i, j]
+
+
+@cuda.jit("float32(float32, float32, float32)", device=True)
+def prep_grad(g, grad_scale, clip_value):
+    g = g * grad_scale
+    if clip_value > float32(0.0):
+        g = min(max(g, -clip_value), clip_value)
+    return g
+
+
+@cuda.jit("void(float32[::1], float32[::1], float32[::1], float32, float32, int32, float32, float32, float32)")
+def sgd_step(p, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value):
+    for k in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        g = prep_grad(grad[k], grad_scale, clip_value) + weight_decay * p[k]
+        if momentum != float32(0.0):
+            v = momentum * velocity[k] + g
+            velocity[k] = v
+            g = g + momentum * v if nesterov else v
+        p[k] -= lr * g
+
+
+@cuda.jit("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, float32, "
+          "float32, float32, float32, float32)")
+def adam_step(p, grad, m, v, step_size, beta1, beta2, eps, inv_sqrt_bias2, decay, l2, grad_scale, clip_value):
+    """PyTorch's arithmetic: p = p * decay - step_size * m / (sqrt(v) * inv_sqrt_bias2 + eps)."""
+    one = float32(1.0)
+    for k in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        g = prep_grad(grad[k], grad_scale, clip_value) + l2 * p[k]
+        mk = beta1 * m[k] + (one - beta1) * g
+        vk = beta2 * v[k] + (one - beta2) * g * g
+        m[k] = mk
+        v[k] = vk
+        p[k] = p[k] * decay - step_size * mk / (math.sqrt(vk) * inv_sqrt_bias2 + eps)
+
+
+def launch(kernel, n, *args):
+    """Run a grid-stride kernel over ``n`` elements."""
+    kernel[grid(n)](*args)
+
+
+@cuda.jit("void(float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1], float32[:, ::1], float32, "
+          "int32)")
+def batchnorm_apply(x, gamma, beta, mean, spread, y, eps, spread_is_var):
+    """y = gamma * (x - mean) * invstd + beta, invstd = spread (training: the saved 1/std) or
+    1 / sqrt(spread + eps) (inference: spread is the running variance)."""
+    cols = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        r = e // cols
+        c = e - r * cols
+        invstd = float32(1.0) / math.sqrt(spread[c] + eps) if spread_is_var else spread[c]
+        y[r, c] = gamma[c] * (x[r, c] - mean[c]) * invstd + beta[c]
+
+
+@cuda.jit("void(float32[:, ::1], float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1], "
+          "float32[::1], float32[:, ::1])")
+def batchnorm_input_grad(dy, x, gamma, save_mean, save_invstd, dgamma, dbeta, dx):
+    """dx = gamma * invstd * (dy - dbeta / rows - xhat * dgamma / rows)."""
+    rows, cols = x.shape[0], x.shape[1]
+    inv_rows = float32(1.0) / float32(rows)
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        r = e // cols
+        c = e - r * cols
+        xhat = (x[r, c] - save_mean[c]) * save_invstd[c]
+        dx[r, c] = gamma[c] * save_invstd[c] * (dy[r, c] - dbeta[c] * inv_rows - xhat * dgamma[c] * inv_rows)
+
+
+@cuda.jit("void(float32[:, ::1], float32[:, :, :, ::1])")
+def global_avgpool_backward(dy, dx):
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    plane = h * w * c
+    inv = float32(1.0) / float32(h * w)
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        n = e // plane
+        r = e - n * plane
+        y = r // (w * c)
+        r -= y * w * c
+        xx = r // c
+        dx[n, y, xx, r - xx * c] = dy[n, r - xx * c] * inv

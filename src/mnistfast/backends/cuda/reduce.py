@@ -1,0 +1,215 @@
+"""Kernels that sum: column sums (bias gradient, batch-norm statistics), softmax + cross-entropy
+with its loss totals kept on the device, global average pooling and the squared norm.
+
+Sums run in a fixed order (per-thread strides, then a shared-memory tree), so results do not
+change from run to run; statistics accumulate in float64 as the C++ kernels do.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import cuda, float32, float64
+
+from .launch import REDUCE_THREADS, SIMULATOR, grid_blocks
+
+# Column kernels: a block is CX columns x CY row groups; each thread strides over the rows of its
+# column, then the CY partials meet in shared memory. Reads of a row are coalesced across tx.
+CX, CY = (4, 4) if SIMULATOR else (32, 8)
+
+
+@cuda.jit(device=True)
+def _tree_sum_over_y(part, tx, ty):
+    """Sum part[:, tx] over the CY row groups; every thread of the column gets the total."""
+    cuda.syncthreads()
+    half = CY // 2
+    while half > 0:
+        if ty < half:
+            part[ty, tx] += part[ty + half, tx]
+        cuda.syncthreads()
+        half //= 2
+    total = part[0, tx]
+    cuda.syncthreads()  # part is reused by the caller's next sum
+    return total
+
+
+@cuda.jit("void(float32[:, ::1], float32[::1])")
+def column_sums(x, out):
+    part = cuda.shared.array((CY, CX), float64)
+    rows, cols = x.shape[0], x.shape[1]
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    for c0 in range(cuda.blockIdx.x * CX, cols, cuda.gridDim.x * CX):
+        c = c0 + tx
+        s = 0.0
+        if c < cols:
+            for r in range(ty, rows, CY):
+                s += x[r, c]
+        part[ty, tx] = s
+        total = _tree_sum_over_y(part, tx, ty)
+        if ty == 0 and c < cols:
+            out[c] = total
+
+
+@cuda.jit("void(float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1], float32, float32)")
+def batchnorm_stats(x, save_mean, save_invstd, running_mean, running_var, eps, momentum):
+    """Per column: the batch mean and 1/sqrt(var + eps) (two passes), and the running statistics."""
+    part = cuda.shared.array((CY, CX), float64)
+    rows, cols = x.shape[0], x.shape[1]
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    for c0 in range(cuda.blockIdx.x * CX, cols, cuda.gridDim.x * CX):
+        c = c0 + tx
+        s = 0.0
+        if c < cols:
+            for r in range(ty, rows, CY):
+                s += x[r, c]
+        part[ty, tx] = s
+        mean = _tree_sum_over_y(part, tx, ty) / rows
+        s = 0.0
+        if c < cols:
+            for r in range(ty, rows, CY):
+                d = x[r, c] - mean
+                s += d * d
+        part[ty, tx] = s
+        var = _tree_sum_over_y(part, tx, ty) / rows
+        if ty == 0 and c < cols:
+            save_mean[c] = mean
+            save_invstd[c] = 1.0 / math.sqrt(var + eps)
+            unbiased = var * rows / (rows - 1) if rows > 1 else var
+            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean
+            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * unbiased
+
+
+@cuda.jit("void(float32[:, ::1], float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1])")
+def batchnorm_grad_sums(dy, x, save_mean, save_invstd, dgamma, dbeta):
+    """dbeta = sum(dy), dgamma = sum(dy * xhat) per column."""
+    part = cuda.shared.array((CY, CX), float64)
+    rows, cols = x.shape[0], x.shape[1]
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    for c0 in range(cuda.blockIdx.x * CX, cols, cuda.gridDim.x * CX):
+        c = c0 + tx
+        s_dy = 0.0
+        s_dyx = 0.0
+        if c < cols:
+            mean, invstd = save_mean[c], save_invstd[c]
+            for r in range(ty, rows, CY):
+                g = dy[r, c]
+                s_dy += g
+                s_dyx += g * ((x[r, c] - mean) * invstd)
+        part[ty, tx] = s_dy
+        total_dy = _tree_sum_over_y(part, tx, ty)
+        part[ty, tx] = s_dyx
+        total_dyx = _tree_sum_over_y(part, tx, ty)
+        if ty == 0 and c < cols:
+            dbeta[c] = total_dy
+            dgamma[c] = total_dyx
+
+
+def launch_columns(kernel, cols, *args):
+    kernel[grid_blocks(-(-cols // CX)), (CX, CY)](*args)
+
+
+@cuda.jit("void(float32[:, ::1], int64[::1], float32[:, ::1], int32, float64[::1], float64[::1])")
+def softmax_xent_rows(logits, labels, dlogits, want_grad, row_loss, row_correct):
+    """Per row: the loss log(sum exp(z - max)) - (z[label] - max), whether argmax hits the label,
+    and (softmax - onehot) / rows."""
+    rows, cols = logits.shape[0], logits.shape[1]
+    inv_rows = float32(1.0) / float32(rows)
+    for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        best, arg = logits[r, 0], 0
+        for j in range(1, cols):
+            if logits[r, j] > best:
+                best, arg = logits[r, j], j
+        s = float32(0.0)
+        for j in range(cols):
+            s += math.exp(logits[r, j] - best)
+        label = labels[r]
+        row_loss[r] = math.log(float64(s)) - float64(logits[r, label] - best)
+        row_correct[r] = 1.0 if arg == label else 0.0
+        if want_grad:
+            inv_s = float32(1.0) / s
+            for j in range(cols):
+                p = math.exp(logits[r, j] - best) * inv_s
+                dlogits[r, j] = ((p - float32(1.0)) if j == label else p) * inv_rows
+
+
+@cuda.jit("void(float64[::1], float64[::1], int32, float64[::1])")
+def accumulate_totals(row_loss, row_correct, rows, totals):
+    """One block: totals += (sum of losses, correct count); totals[2:] = this batch's mean loss and
+    count. The host reads totals when it wants them, not every step."""
+    part_loss = cuda.shared.array(REDUCE_THREADS, float64)
+    part_correct = cuda.shared.array(REDUCE_THREADS, float64)
+    t = cuda.threadIdx.x
+    s_loss = 0.0
+    s_correct = 0.0
+    for r in range(t, rows, REDUCE_THREADS):
+        s_loss += row_loss[r]
+        s_correct += row_correct[r]
+    part_loss[t] = s_loss
+    part_correct[t] = s_correct
+    cuda.syncthreads()
+    half = REDUCE_THREADS // 2
+    while half > 0:
+        if t < half:
+            part_loss[t] += part_loss[t + half]
+            part_correct[t] += part_correct[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        totals[0] += part_loss[0]
+        totals[1] += part_correct[0]
+        totals[2] = part_loss[0] / rows
+        totals[3] = part_correct[0]
+
+
+@cuda.jit("void(float32[::1], float64[::1])")
+def sum_squares_partials(x, partials):
+    """partials[block] = the sum of x[i]^2 over the block's grid-stride elements."""
+    part = cuda.shared.array(REDUCE_THREADS, float64)
+    t = cuda.threadIdx.x
+    s = 0.0
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = float64(x[i])
+        s += v * v
+    part[t] = s
+    cuda.syncthreads()
+    half = REDUCE_THREADS // 2
+    while half > 0:
+        if t < half:
+            part[t] += part[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        partials[cuda.blockIdx.x] = part[0]
+
+
+@cuda.jit("void(float64[::1], float64[::1])")
+def sum_vector(partials, out):
+    """One block: out[0] = sum(partials)."""
+    part = cuda.shared.array(REDUCE_THREADS, float64)
+    t = cuda.threadIdx.x
+    s = 0.0
+    for i in range(t, partials.size, REDUCE_THREADS):
+        s += partials[i]
+    part[t] = s
+    cuda.syncthreads()
+    half = REDUCE_THREADS // 2
+    while half > 0:
+        if t < half:
+            part[t] += part[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        out[0] = part[0]
+
+
+@cuda.jit("void(float32[:, :, :, ::1], float32[:, ::1])")
+def global_avgpool_forward(x, out):
+    n_img, h, w, c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    inv = 1.0 / (h * w)
+    for e in range(cuda.grid(1), n_img * c, cuda.gridsize(1)):
+        n, ch = e // c, e % c
+        s = 0.0
+        for y in range(h):
+            for xx in range(w):
+                s += x[n, y, xx, ch]
+        out[n, ch] = s * inv
