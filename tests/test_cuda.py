@@ -131,6 +131,32 @@ def test_cuda_kernels_check_their_arguments():
         be.copy_from_host(x, np.ones(3))
 
 
+@needs_cuda
+def test_cuda_bench_runners_run(small_digits):
+    """The GPU benchmark's pieces, on tiny sizes (its timings mean something only on a GPU)."""
+    from mnistfast import bench_cuda
+
+    X, _, y = small_digits
+    be = mf.get_backend("cuda")
+    bench_cuda.gemm_runner(be, 20)()
+    epoch = bench_cuda.mnistfast_epoch(be, mlp, X[:48], y[:48], 16, lambda: mf.optim.SGD(lr=0.1))
+    assert epoch() > 0
+
+
+def test_kernels_compile_for_a_real_gpu():
+    """Every kernel through Numba's CUDA target to sm_90 PTX (the simulator checks no types), with
+    the SGEMM's accumulators in registers (no local memory) and no double precision in it."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    script = os.path.join(os.path.dirname(__file__), "compile_ptx.py")
+    done = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True)
+    if done.returncode == 3:
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "compiled 24 kernels" in done.stdout, done.stdout
+    sgemm = next(line for line in done.stdout.splitlines() if line.startswith("gemm.sgemm:"))
+    assert "f64 0 local 0" in sgemm, sgemm
+
+
 def test_import_does_not_need_numba():
     code = "import sys, mnistfast; mnistfast.get_backend('cpp'); assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a preset with its recipe (mlp: SGD lr 0.5 cosine, 5 epochs; cnn: Adam "
                                    "lr 1e-3 cosine, 6 epochs; batch 128). Flags override the recipe.")
     t.add_argument("--model", choices=MODELS, default="mlp", help="mlp: the seed MLP; cnn: the seed's basic CNN")
-    t.add_argument("--backend", default="cpp", choices=["cpp", "numpy"], help="kernel backend")
+    t.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"],
+                   help="kernel backend (cuda: an NVIDIA GPU through numba-cuda, pip install \".[cuda]\")")
     t.add_argument("--layers", type=_layers, default=None, help="MLP layer sizes, comma-separated (default 784,128,64,10)")
     t.add_argument("--epochs", type=int, default=None, help="(default: the recipe's)")
     t.add_argument("--batch-size", type=_positive(int), default=None, help="(default: the recipe's)")
@@ -62,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else all cores)")
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch, "
+                                     "or cuda vs cuBLAS and PyTorch CUDA", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--backend", choices=["cpp", "cuda"], default="cpp",
+                   help="cpp: against NumPy/OpenBLAS and PyTorch CPU; cuda: against cuBLAS and PyTorch CUDA")
     b.add_argument("--rounds", type=_positive(int), default=5, help="interleaved rounds per measurement")
     b.add_argument("--gemm-rounds", type=_positive(int), default=30, help="sgemm calls per round")
     b.add_argument("--threads", type=_positive(int), default=None)
@@ -77,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_bench(args) -> int:
     from . import bench
 
-    report = bench.run(rounds=args.rounds, gemm_rounds=args.gemm_rounds, threads=args.threads,
-                       include_torch=not args.no_torch, quick=args.quick)
+    if args.backend == "cuda":
+        from . import bench_cuda
+
+        report = bench_cuda.run(rounds=args.rounds, quick=args.quick)
+    else:
+        report = bench.run(rounds=args.rounds, gemm_rounds=args.gemm_rounds, threads=args.threads,
+                           include_torch=not args.no_torch, quick=args.quick)
     bench.write_report(report, args.out)
     print(f"\nwrote {args.out}")
     return 0
@@ -140,7 +148,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, ImportError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, ImportError, RuntimeError) as e:
         print(f"mnistfast: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -45,7 +45,7 @@ def cuda_status() -> str | None:
         try:
             cuda.detect()
         except Exception as e:  # noqa: BLE001 - whatever the driver probe says is the explanation
-            detail = f": {e}"
+            detail = " (" + " ".join(str(e).split()).rstrip(":. ") + ")"
         return (f"no usable CUDA GPU or driver was found{detail}. The cuda backend needs an NVIDIA GPU with its "
                 "driver; NUMBA_ENABLE_CUDASIM=1 (set before Numba is imported) runs it in Numba's CPU simulator")
     except Exception as e:  # noqa: BLE001
@@ -157,8 +157,8 @@ class CudaBackend(Backend):
     def _sgemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False, mask=None):
         if out.shape[0] and out.shape[1]:
             self._gemm_mod.launch_sgemm(a, b, out, int(trans_a), int(trans_b), alpha, beta,
-                                        self._no_vec if bias is None else bias, bias is not None, int(relu),
-                                        self._no_mat if mask is None else mask, mask is not None)
+                                        self._no_vec if bias is None else bias, int(bias is not None), int(relu),
+                                        self._no_mat if mask is None else mask, int(mask is not None))
         return out
 
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
@@ -210,7 +210,7 @@ class CudaBackend(Backend):
         row_loss = self._workspace("row_loss", (rows,), np.float64)
         row_correct = self._workspace("row_correct", (rows,), np.float64)
         self._run(self._red.softmax_xent_rows, rows, logits, labels, self._no_mat if dlogits is None else dlogits,
-                  dlogits is not None, row_loss, row_correct)
+                  int(dlogits is not None), row_loss, row_correct)
         self._red.accumulate_totals[1, self._launch.REDUCE_THREADS](row_loss, row_correct, rows, totals)
 
     def softmax_xent(self, logits, labels, dlogits=None):
@@ -317,7 +317,7 @@ class CudaBackend(Backend):
         self._arr(fn, "dy", dy, shape=pooled)
         self._arr(fn, "argmax", argmax, shape=pooled, dtype=np.int32)
         self._arr(fn, "out", out, shape=pooled)
-        self._run(self._conv.maxpool_backward, int(np.prod(dx.shape)), dy, argmax, out, dx, pool, bool(relu_mask))
+        self._run(self._conv.maxpool_backward, int(np.prod(dx.shape)), dy, argmax, out, dx, pool, int(bool(relu_mask)))
         return dx
 
     def global_avgpool_forward(self, x, out):
@@ -347,7 +347,7 @@ class CudaBackend(Backend):
         self._red.launch_columns(self._red.batchnorm_stats, x.shape[1], x, save_mean, save_invstd, running_mean,
                                  running_var, eps, momentum)
         self._run(self._ew.batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, save_mean, save_invstd, y, eps,
-                  False)
+                  0)
         return y
 
     def batchnorm_forward_infer(self, x, gamma, beta, running_mean, running_var, y, eps):
@@ -355,7 +355,7 @@ class CudaBackend(Backend):
                            running_var=running_var)
         self._arr("batchnorm_forward_infer", "y", y, shape=x.shape)
         self._run(self._ew.batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, running_mean, running_var, y,
-                  eps, True)
+                  eps, 1)
         return y
 
     def batchnorm_backward(self, dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta):
@@ -419,7 +419,7 @@ class CudaBackend(Backend):
         if momentum != 0:
             self._arr("sgd_step", "velocity", velocity, shape=param.shape)
         self._run(self._ew.sgd_step, param.shape[0], param, grad, self._no_vec if velocity is None else velocity, lr,
-                  momentum, bool(nesterov), weight_decay, grad_scale, clip_value)
+                  momentum, int(bool(nesterov)), weight_decay, grad_scale, clip_value)
 
     def adam_step(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale,
                   clip_value):
