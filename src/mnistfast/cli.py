@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,16 +93,62 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def check_output_dir(out: Path) -> None:
+    """Fail before any training if results could not be written to directory ``out``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, so no directory can be made under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {parent} is not writable")
+
+
+class _PipeGuard:
+    """stdout that survives its reader going away (``mnistfast train | head -1``): once a write
+    fails with a broken pipe, output goes to /dev/null and training carries on to the end."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self):
+        self.closed_pipe = True
+        self.stream = open(os.devnull, "w")
+
+    def isatty(self):
+        return not self.closed_pipe and self.stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def cmd_train(args) -> int:
     from .backends import get_backend
     from .data import load_mnist
     from .presets import CNN, MLP, RECIPES
-    from .serialization import write_json
+    from .serialization import write_directory, write_json
 
     if args.epochs is not None and args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
     if args.layers is not None and args.model != "mlp":
         raise ValueError("--layers applies to --model mlp only")
+    out = Path(args.out or f"runs/{args.model}")
+    check_output_dir(out)
     backend = get_backend(args.backend, **({"threads": args.threads} if args.backend == "cpp" and args.threads else {}))
     splits = load_mnist(args.data, normalize=args.normalize, validation_split=args.validation_split,
                         seed=args.seed)
@@ -117,7 +164,6 @@ def cmd_train(args) -> int:
     recipe = RECIPES[args.model]
     fit_kwargs = recipe.fit_kwargs(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
                                    epochs=args.epochs, batch_size=args.batch_size)
-    out = Path(args.out or f"runs/{args.model}")
     print(f"{model} on {len(X)} training images ({len(Xt)} test); batch {fit_kwargs['batch_size']}, "
           f"{fit_kwargs['optimizer']} ({fit_kwargs['lr_schedule']}), {fit_kwargs['epochs']} epochs")
     t0 = time.perf_counter()
@@ -127,18 +173,14 @@ def cmd_train(args) -> int:
     print(f"test accuracy: {test['accuracy']:.4f} - test loss: {test['loss']:.4f} - "
           f"training time: {train_time:.2f}s")
 
-    model.save(out / "model.npz")
     epochs = [dict(epoch=e, **{k: v[i] for k, v in history.history.items()}) for i, e in enumerate(history.epoch)]
     config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
     config.update(optimizer=repr(fit_kwargs["optimizer"]), lr_schedule=fit_kwargs["lr_schedule"],
                   epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"], out=str(out))
-    write_json(out / "history.json", {
-        "config": config,
-        "epochs": epochs,
-        "train_time_s": train_time,
-        "test_loss": test["loss"],
-        "test_accuracy": test["accuracy"],
-    })
+    record = {"config": config, "epochs": epochs, "train_time_s": train_time, "test_loss": test["loss"],
+              "test_accuracy": test["accuracy"]}
+    # The model and its history land together or not at all (see write_directory).
+    write_directory(out, {"model.npz": model.save, "history.json": lambda path: write_json(path, record)})
     print(f"wrote {out / 'history.json'} and {out / 'model.npz'}")
     return 0
 
@@ -146,14 +188,26 @@ def cmd_train(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    guard = sys.stdout = _PipeGuard(sys.stdout)
     try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, ImportError, RuntimeError) as e:
+        code = args.func(args)
+    except (ValueError, TypeError, FloatingPointError, ImportError, RuntimeError) as e:
         print(f"mnistfast: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # files, permissions, a full disk: expected, so one line and no traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"mnistfast: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistfast: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = guard.stream if not guard.closed_pipe else sys.__stdout__
+    if guard.closed_pipe:
+        print("mnistfast: error: standard output was closed early; the command ran to the end regardless "
+              "(its files are written)", file=sys.stderr)
+        return 141
+    return code
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ def bundled_mnist_dir() -> Path:
     return Path(__file__).resolve().parent / "datasets" / "mnist"
 
 
+# Limits on what a file may claim, so that a hostile or broken file cannot exhaust memory:
+# MNIST's largest file is 47 MB uncompressed.
+MAX_IDX_BYTES = 1 << 30
+MAX_CSV_BYTES = 1 << 30
+
+
 def _describe_start(raw: bytes) -> str:
     head = raw[:64].lstrip().lower()
     if raw[:2] == b"\x1f\x8b":
@@ -56,56 +62,105 @@ def _describe_start(raw: bytes) -> str:
     return ""
 
 
-def _read_bytes(path: Path) -> bytes:
+def _open_binary(path: Path):
+    """The file opened for reading, or DataFormatError naming what is wrong with it."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        return open(path, "rb")
     except FileNotFoundError:
         raise DataFormatError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataFormatError(f"{path}: is a directory, expected a file") from None
-    if path.suffix == ".gz":
+    except PermissionError:
+        raise DataFormatError(f"{path}: permission denied (the file is not readable)") from None
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
+class _Stream:
+    """Reads a raw or gzip file a piece at a time, never more than asked for, turning gzip
+    failures into DataFormatError. Keeps the md5 of what it has read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.raw = _open_binary(path)
+        self.f = gzip.GzipFile(fileobj=self.raw, mode="rb") if path.suffix == ".gz" else self.raw
+        self.md5 = hashlib.md5()
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataFormatError(f"{path}: not a valid gzip file ({e}){_describe_start(raw)}") from None
-    return raw
+            while got < n:
+                k = self.f.readinto(view[got:])
+                if not k:
+                    break
+                got += k
+        except gzip.BadGzipFile:
+            self.raw.seek(0)
+            start = self.raw.read(64)
+            hint = _describe_start(start) if start[:2] != b"\x1f\x8b" else ""
+            raise DataFormatError(f"{self.path}: not gzip data, although the name ends in .gz{hint}") from None
+        except EOFError:
+            raise DataFormatError(f"{self.path}: the gzip data ends early: the file is truncated "
+                                  "(an interrupted download?)") from None
+        except (OSError, zlib.error) as e:
+            raise DataFormatError(f"{self.path}: corrupt gzip data ({e})") from None
+        out = bytes(view[:got])
+        self.md5.update(out)
+        return out
+
+    def close(self):
+        self.f.close()
+        self.raw.close()
 
 
 def read_idx(path, expected_md5: str | None = None) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) into a uint8 array.
 
     Images (magic 2051) come back as ``(count, rows, cols)``, labels (magic 2049) as ``(count,)``.
-    If ``expected_md5`` is given, the uncompressed bytes must match it.
+    If ``expected_md5`` is given, the uncompressed bytes must match it. The header is checked
+    before the data is read, and no more data is read (or decompressed) than it promises.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 8:
-        raise DataFormatError(f"{path}: truncated header ({len(raw)} bytes, an IDX header needs at least 8)")
-    magic, count = struct.unpack(">II", raw[:8])
-    if magic == IMAGES_MAGIC:
-        if len(raw) < 16:
-            raise DataFormatError(f"{path}: truncated header ({len(raw)} bytes, an IDX image header has 16)")
-        rows, cols = struct.unpack(">II", raw[8:16])
-        shape, offset = (count, rows, cols), 16
-    elif magic == LABELS_MAGIC:
-        shape, offset = (count,), 8
-    else:
-        raise DataFormatError(
-            f"{path}: wrong magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (images) "
-            f"or 0x{LABELS_MAGIC:08x} (labels){_describe_start(raw)}"
-        )
-    expected = int(np.prod(shape, dtype=np.int64))
-    have = len(raw) - offset
-    if have < expected:
-        raise DataFormatError(f"{path}: truncated data: header promises {expected} bytes, file has {have}")
-    if have > expected:
-        raise DataFormatError(f"{path}: {have - expected} trailing bytes after the {expected} the header promises")
+    stream = _Stream(path)
+    try:
+        head = stream.read(8)
+        if len(head) < 8:
+            raise DataFormatError(f"{path}: truncated header ({len(head)} bytes, an IDX header needs at least 8)")
+        magic, count = struct.unpack(">II", head)
+        if magic == IMAGES_MAGIC:
+            dims = stream.read(8)
+            if len(dims) < 8:
+                raise DataFormatError(f"{path}: truncated header ({8 + len(dims)} bytes, an IDX image header has 16)")
+            rows, cols = struct.unpack(">II", dims)
+            shape, kind = (count, rows, cols), "images"
+        elif magic == LABELS_MAGIC:
+            shape, kind = (count,), "labels"
+        else:
+            raise DataFormatError(
+                f"{path}: wrong magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (images) "
+                f"or 0x{LABELS_MAGIC:08x} (labels){_describe_start(head)}"
+            )
+        if count == 0:
+            raise DataFormatError(f"{path}: the header says the file holds 0 {kind}")
+        expected = int(np.prod(shape, dtype=np.int64))
+        if expected > MAX_IDX_BYTES:
+            raise DataFormatError(f"{path}: the header promises {expected} bytes of {kind} {shape}, more than the "
+                                  f"{MAX_IDX_BYTES >> 20} MiB limit for an IDX file")
+        data = stream.read(expected)
+        if len(data) < expected:
+            raise DataFormatError(f"{path}: truncated data: header promises {expected} bytes, file has {len(data)}")
+        extra = len(stream.read(1 << 16))
+        if extra:
+            more = "at least " if extra == 1 << 16 else ""
+            raise DataFormatError(f"{path}: {more}{extra} trailing bytes after the {expected} the header promises")
+    finally:
+        stream.close()
     if expected_md5 is not None:
-        digest = hashlib.md5(raw).hexdigest()
+        digest = stream.md5.hexdigest()
         if digest != expected_md5:
             raise DataFormatError(f"{path}: checksum mismatch: md5 {digest}, expected {expected_md5}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape).copy()
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
 def _find_idx(directory: Path, stem: str) -> Path:
@@ -164,14 +219,18 @@ def load_csv(path):
     file has no label column.
     """
     path = Path(path)
+    with _open_binary(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_CSV_BYTES:
+            raise DataFormatError(f"{path}: {size} bytes, more than the {MAX_CSV_BYTES >> 20} MiB limit for a CSV "
+                                  "(the Kaggle train.csv is 73 MB)")
+        raw = f.read(MAX_CSV_BYTES + 1)
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            header = f.readline().strip()
-            body = f.read()
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: file not found") from None
+        text = raw.decode("utf-8-sig")  # a byte-order mark (saved by Excel and others) is not part of the header
     except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: not a text CSV file") from None
+        raise DataFormatError(f"{path}: not a text CSV file (not UTF-8){_describe_start(raw)}") from None
+    header, _, body = text.partition("\n")
+    header = header.strip()
     columns = [c.strip() for c in header.split(",")]
     pixels = [f"pixel{i}" for i in range(IMAGE_PIXELS)]
     if columns == ["label"] + pixels:
@@ -191,7 +250,7 @@ def load_csv(path):
         _raise_csv_cell_error(path, body, ncols)
         raise DataFormatError(f"{path}: {e}") from None
     if data.size == 0:
-        data = np.empty((0, ncols), dtype=np.int64)
+        raise DataFormatError(f"{path}: has a header but no data rows")
     if data.shape[1] != ncols:
         _raise_csv_cell_error(path, body, ncols)
         raise DataFormatError(f"{path}: rows have {data.shape[1]} cells, expected {ncols}")

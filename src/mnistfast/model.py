@@ -27,6 +27,41 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # this often (to notice a diverging run): never every step, which would stall a GPU.
 METRICS_EVERY = 50
 
+# A run has diverged when the mean loss since the last read is not finite or exceeds this many
+# times its first step's loss (or ln(classes), if larger). Healthy runs stay below 1x; blow-ups
+# reach 1e20 within steps, long before the loss turns NaN.
+DIVERGENCE_FACTOR = 10.0
+
+
+class _DivergenceWatch:
+    """Judges the running loss sum of an epoch, read every so often (see DIVERGENCE_FACTOR)."""
+
+    def __init__(self, n_classes: int):
+        self.first = True  # the first step's loss is the reference
+        self.limit = math.inf
+        self.floor = math.log(max(2, n_classes))
+        self._sum, self._seen = 0.0, 0
+
+    def new_epoch(self) -> None:
+        self._sum, self._seen = 0.0, 0
+
+    def check(self, loss_sum: float, seen: int) -> str | None:
+        """``loss_sum`` over the ``seen`` samples of this epoch so far; a reason, or None."""
+        if seen == self._seen:
+            return None
+        window = (loss_sum - self._sum) / (seen - self._seen)
+        self._sum, self._seen = loss_sum, seen
+        if not math.isfinite(window):
+            return f"the loss is {window}"
+        if self.first:
+            self.first = False
+            self.limit = DIVERGENCE_FACTOR * max(window, self.floor)
+            return None
+        if window > self.limit:
+            return (f"the mean loss of the last steps is {window:.4g}, over {DIVERGENCE_FACTOR:g}x where it started "
+                    f"({self.limit / DIVERGENCE_FACTOR:.4g})")
+        return None
+
 
 def _is_device_array(a) -> bool:
     """A GPU array: anything exporting ``__cuda_array_interface__``, or a Numba device array."""
@@ -299,6 +334,9 @@ class Sequential:
         totals = be.zeros((4,), dtype=np.float64)
         # Callbacks that override on_batch_end get each step's loss: the only per-step read-back.
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
+        good = be.to_host(self.flat_params)  # the last good weights, restored if the run diverges
+        good_at = "their values before this fit"
+        watch = _DivergenceWatch(self.n_classes)
         try:
             for epoch in range(1, epochs + 1):
                 optimizer.lr = schedule(epoch - 1)
@@ -306,6 +344,7 @@ class Sequential:
                 bar = ProgressBar(steps, epoch, epochs, verbose)
                 t0 = time.perf_counter()
                 be.copy_from_host(totals, np.zeros(4))
+                watch.new_epoch()
                 for step in range(steps):
                     lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                     rows = hi - lo
@@ -321,17 +360,21 @@ class Sequential:
                         xb, yb = batch_views(rows, x_rows, y_rows)
                     self.train_step(xb, yb, optimizer, totals)
                     done = step + 1
-                    if batch_callbacks or bar.due(done) or done % METRICS_EVERY == 0:
+                    if batch_callbacks or bar.due(done) or done % METRICS_EVERY == 0 or watch.first:
                         t = be.to_host(totals)
-                        if not math.isfinite(t[0]):
-                            raise FloatingPointError(
-                                f"training diverged at epoch {epoch}, step {done}: the loss is {t[2]}; try a smaller lr")
+                        problem = watch.check(t[0], hi)
+                        if problem:
+                            self._diverged(good, good_at, f"epoch {epoch}, step {done}: {problem}")
                         bar.update(done, t[0] / hi, t[1] / hi)
                         for cb in batch_callbacks:
                             cb.on_batch_end(step, {"loss": float(t[2]), "correct": int(t[3]), "size": rows})
                 t = be.to_host(totals)
-                if not math.isfinite(t[0]):
-                    raise FloatingPointError(f"training diverged in epoch {epoch}: the loss is {t[0] / n}; try a smaller lr")
+                problem = watch.check(t[0], n)
+                if not problem and not math.isfinite(be.sum_squares(self.flat_params)):
+                    problem = "the parameters are no longer finite"
+                if problem:
+                    self._diverged(good, good_at, f"epoch {epoch}: {problem}")
+                good, good_at = be.to_host(self.flat_params), f"their values after epoch {epoch}"
                 logs = {"loss": float(t[0]) / n, "accuracy": float(t[1]) / n, "lr": optimizer.lr,
                         "time": time.perf_counter() - t0}
                 if validation_data is not None:
@@ -344,6 +387,11 @@ class Sequential:
         finally:
             self._step_bufs.clear()
         return history
+
+    def _diverged(self, good, good_at: str, where: str):
+        self.backend.copy_from_host(self.flat_params, good)
+        raise FloatingPointError(f"training diverged at {where}; the weights are restored to {good_at}. "
+                                 "Try a smaller learning rate, or inputs scaled to [0, 1]")
 
     def _prepare_input(self, X, what="X"):
         """(array, on_device): a checked host array, or a backend view of a device array (CuPy,
@@ -450,7 +498,11 @@ class Sequential:
         """Write the architecture, parameters and state to an ``.npz`` (no pickle), atomically."""
         from .serialization import write_model
 
-        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, dict(zip(self.param_names(), self.get_params())))
+        params = self.get_params()
+        bad = [name for name, p in zip(self.param_names(), params) if not np.all(np.isfinite(p))]
+        if bad:
+            raise ValueError(f"save: {', '.join(bad)} contain NaN or Inf; a diverged model is not saved")
+        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, dict(zip(self.param_names(), params)))
 
     def __repr__(self) -> str:
         shape = f", input_shape={self.input_shape}" if self.built else ""
@@ -472,6 +524,10 @@ def load_model(path, backend="cpp") -> Sequential:
 
     config, arrays = read_model(path)
     fmt = config.get("format")
+    if fmt in (MODEL_FORMAT, LEGACY_MLP_FORMAT) and not isinstance(config.get("layers"), list):
+        raise ValueError(f"{path}: bad model config: 'layers' is missing or not a list")
+    if fmt == MODEL_FORMAT and not isinstance(config.get("input_shape"), list):
+        raise ValueError(f"{path}: bad model config: 'input_shape' is missing or not a list")
     try:
         if fmt == LEGACY_MLP_FORMAT:
             sizes = [int(s) for s in config["layers"]]
