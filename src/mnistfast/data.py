@@ -244,13 +244,13 @@ def load_csv(path):
             "'label,pixel0,...,pixel783' or 'pixel0,...,pixel783'"
         )
     ncols = len(columns)
+    if not body.strip():
+        raise DataFormatError(f"{path}: has a header but no data rows")
     try:
         data = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as e:
         _raise_csv_cell_error(path, body, ncols)
         raise DataFormatError(f"{path}: {e}") from None
-    if data.size == 0:
-        raise DataFormatError(f"{path}: has a header but no data rows")
     if data.shape[1] != ncols:
         _raise_csv_cell_error(path, body, ncols)
         raise DataFormatError(f"{path}: rows have {data.shape[1]} cells, expected {ncols}")

@@ -1,0 +1,224 @@
+"""Issue 10's list: bad input, divergence, hostile files and closed pipes each give one clear
+error (naming the file and the problem), lose no finished work, and never exhaust memory."""
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+
+import numpy as np
+import pytest
+from test_cli import small_mnist_dir  # noqa: F401 - a fixture
+from test_data import write_idx_dir
+
+import mnistfast as mf
+from mnistfast import cli
+from mnistfast.cli import main
+from mnistfast.data import DataFormatError, load_csv, read_idx
+
+
+# -- 1. a blown-up run is an error, and nothing diverged is kept ------------------------------------
+@pytest.mark.parametrize("flags", [["--lr", "100"], ["--normalize", "none"]])
+def test_diverged_cli_run_fails_and_saves_nothing(small_mnist_dir, tmp_path, capsys, flags):  # noqa: F811
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(small_mnist_dir), "--epochs", "2", "--out", str(out), "--verbose", "0", *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and "training diverged" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_diverged_model_keeps_its_last_good_weights(mnist_small):
+    (X, y), (Xt, yt) = mnist_small
+    model = mf.MLP(seed=0)
+    model.fit(X[:1000], y[:1000], epochs=1, lr=0.1, verbose=0)
+    good, score = model.get_params(), model.evaluate(Xt, yt)
+    with pytest.raises(FloatingPointError, match="diverged.*restored to their values before this fit"):
+        model.fit(X, y, epochs=1, lr=100.0, verbose=0)
+    for a, b in zip(model.get_params(), good):
+        np.testing.assert_array_equal(a, b)
+    assert model.evaluate(Xt, yt) == score
+
+
+def test_blow_up_is_caught_before_nan(mnist_small):
+    """Unscaled pixels: the loss climbs to ~1e7 within 50 steps while still finite."""
+    (X, y), _ = mnist_small
+    with pytest.raises(FloatingPointError, match=r"mean loss of the last steps is .*over 10x where it started"):
+        mf.MLP(seed=0).fit(X * 255, y, epochs=1, batch_size=32, lr=0.05, verbose=0)
+
+
+def test_a_model_with_non_finite_weights_is_not_saved(tmp_path):
+    model = mf.MLP([784, 8, 10])
+    be = model.backend
+    flat = be.to_host(model.flat_params)
+    flat[3] = np.inf
+    be.copy_from_host(model.flat_params, flat)
+    with pytest.raises(ValueError, match="layer0.W contain NaN or Inf; a diverged model is not saved"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+# -- 2. unusable output, unreadable data, closed pipes: one line, before the work --------------------
+@pytest.mark.parametrize("case", ["file", "under_file", "unwritable"])
+def test_unusable_out_fails_before_training(tmp_path, capsys, monkeypatch, case):
+    (tmp_path / "f").write_text("x")
+    out = {"file": tmp_path / "f", "under_file": tmp_path / "f" / "run", "unwritable": tmp_path / "ro" / "run"}[case]
+    if case == "unwritable":  # root may write anywhere, so the check's verdict is simulated
+        (tmp_path / "ro").mkdir()
+        monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    rc = main(["train", "--out", str(out), "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert rc == 2 and "Epoch" not in captured.out
+    want = {"file": "exists and is not a directory", "under_file": "is a file, so no directory can be made",
+            "unwritable": "is not writable"}[case]
+    assert f"--out {out}: " in captured.err and want in captured.err
+
+
+def test_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
+    d = write_idx_dir(tmp_path / "d")
+    real_open = open
+
+    def deny(path, *args, **kwargs):
+        if str(path).endswith("train-labels-idx1-ubyte.gz"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("mnistfast.data.open", deny, raising=False)
+    rc = main(["train", "--data", str(d), "--epochs", "1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "train-labels-idx1-ubyte.gz: permission denied" in err
+
+
+def test_output_piped_into_head_does_not_lose_the_run(small_mnist_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    cmd = (f"{sys.executable} -m mnistfast train --data {small_mnist_dir} --epochs 2 --verbose 2 --out {out} "
+           "| head -1; echo \"status ${PIPESTATUS[0]}\" >&2")
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+    assert "standard output was closed early" in done.stderr and "status 141" in done.stderr
+    assert (out / "model.npz").exists() and json.loads((out / "history.json").read_text())["test_accuracy"] > 0.5
+
+
+def test_bad_thread_variable_does_not_break_import():
+    env = dict(os.environ, MNISTFAST_NUM_THREADS="abc")
+    done = subprocess.run([sys.executable, "-c", "import mnistfast"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# -- 3. untrusted files cannot exhaust memory ----------------------------------------------------
+def peak_rss_mb(code: str) -> float:
+    """Run ``code`` in a fresh interpreter; the growth of its peak RSS over the imports, in MB."""
+    probe = ("import resource, mnistfast, numpy\n"
+             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             f"{code}\n"
+             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+def test_model_config_claiming_huge_layers_allocates_nothing(tmp_path):
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        buf = io.BytesIO()
+        np.save(buf, np.array(json.dumps({"format": "mnistfast.mlp/1", "layers": [30000, 30000, 10]})))
+        z.writestr("config.npy", buf.getvalue())
+    assert path.stat().st_size < 600
+    code = (f"import mnistfast as mf\ntry:\n    mf.load_model({str(path)!r})\nexcept ValueError as e:\n"
+            "    assert 'missing array' in str(e), e\nelse:\n    raise SystemExit('loaded')")
+    assert peak_rss_mb(code) < 50
+
+
+def test_gzip_bomb_is_not_inflated_past_its_header(tmp_path):
+    """A 256 MiB stream of zeros behind a header promising 10 labels: ~250 KB of gzip."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(np.array([2049, 10], ">u4").tobytes())
+        chunk = bytes(16 << 20)
+        for _ in range(16):
+            f.write(chunk)
+    assert path.stat().st_size < 1 << 20
+    code = (f"from mnistfast.data import read_idx, DataFormatError\ntry:\n    read_idx({str(path)!r})\n"
+            "except DataFormatError as e:\n    assert 'trailing bytes' in str(e), e\nelse:\n    raise SystemExit('read')")
+    assert peak_rss_mb(code) < 50
+
+
+def test_idx_header_promising_too_much_is_refused(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(np.array([2051, 100000, 1000, 1000], ">u4").tobytes())
+    with pytest.raises(DataFormatError, match=r"promises 100000000000 bytes.*1024 MiB limit"):
+        read_idx(path)
+
+
+# -- 4. clear messages -------------------------------------------------------------------------
+def write_npz_config(path, config):
+    buf = io.BytesIO()
+    np.save(buf, np.array(json.dumps(config)))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.npy", buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("what,make,message", [
+    ("no layers", lambda p: write_npz_config(p, {"format": "mnistfast.sequential/1", "input_shape": [784]}),
+     "'layers' is missing or not a list"),
+    ("list config", lambda p: write_npz_config(p, [1, 2, 3]), "the model config is a JSON list, expected an object"),
+    ("npy", lambda p: np.save(open(p, "wb"), np.zeros(3)), "it is a single .npy array"),
+    ("text", lambda p: p.write_text("W1 = [[1, 2], [3, 4]]\n"), "it is a text file"),
+    ("damaged zip", lambda p: p.write_bytes(b"PK\x03\x04" + bytes(40)), "a damaged zip archive"),
+])
+def test_bad_model_files_say_what_they_are(tmp_path, what, make, message):
+    path = tmp_path / "m.npz"
+    make(path)
+    with pytest.raises(ValueError) as e:
+        mf.load_model(path)
+    assert str(path) in str(e.value) and message in str(e.value)
+    assert "pickle" not in str(e.value)
+
+
+def test_idx_with_zero_count_names_the_file(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(np.array([2049, 0], ">u4").tobytes())
+    with pytest.raises(DataFormatError, match=f"{path}: the header says the file holds 0 labels"):
+        read_idx(path)
+
+
+def test_truncated_gz_is_called_truncated(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels = np.random.default_rng(0).integers(0, 10, 5000, dtype=np.uint8).tobytes()
+    path.write_bytes(gzip.compress(np.array([2049, 5000], ">u4").tobytes() + labels)[:-300])
+    with pytest.raises(DataFormatError, match="the gzip data ends early: the file is truncated") as e:
+        read_idx(path)
+    assert "give it a .gz name" not in str(e.value)
+
+
+def test_csv_with_only_a_header(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n")
+    with pytest.raises(DataFormatError, match=f"{path}: has a header but no data rows") as e:
+        mf.load_mnist(path)
+    assert "validation" not in str(e.value)
+
+
+def test_csv_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "train.csv"
+    rows = "\n".join("3," + ",".join(["7"] * 784) for _ in range(4))
+    path.write_bytes(("\ufefflabel," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + rows + "\n").encode())
+    X, y = load_csv(path)
+    assert X.shape == (4, 784) and (y == 3).all() and (X == 7).all()
+
+
+def test_set_params_refuses_values_beyond_float32(tmp_path):
+    model = mf.MLP([784, 8, 10])
+    params = model.get_params()
+    params[0] = params[0].astype(np.float64)
+    params[0][0, 0] = 1e39
+    with pytest.raises(ValueError, match="layer0.W has values beyond the float32 range"):
+        model.set_params(params)
+
+
