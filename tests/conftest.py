@@ -25,7 +25,10 @@ CUDA_PROBLEM = mf.backends.cuda_status()
 CUDA_SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 # Every backend the kernel suite covers: each is checked against the float64 numpy reference.
+# MNISTFAST_TEST_BACKENDS=numpy,cpp narrows it (the sanitizer run in .ci/run leaves cuda out).
 BACKENDS = ["numpy", "cpp"] + ([] if CUDA_PROBLEM else ["cuda"])
+if os.environ.get("MNISTFAST_TEST_BACKENDS"):
+    BACKENDS = [b for b in BACKENDS if b in os.environ["MNISTFAST_TEST_BACKENDS"].split(",")]
 needs_cuda = pytest.mark.skipif(CUDA_PROBLEM is not None, reason=f"cuda backend unavailable: {CUDA_PROBLEM}")
 
 

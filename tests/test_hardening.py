@@ -148,6 +148,41 @@ def test_gzip_bomb_is_not_inflated_past_its_header(tmp_path):
     assert peak_rss_mb(code) < 50
 
 
+def test_idx_header_whose_size_overflows_int64(tmp_path):
+    """Found by the fuzzer: count * rows * cols wrapped around to a negative int64."""
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(np.array([2051, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], ">u4").tobytes() + bytes(50))
+    with pytest.raises(DataFormatError, match=r"promises 79228162458924105385300197375 bytes"):
+        read_idx(path)
+
+
+def test_idx_header_promising_much_reads_only_what_is_there(tmp_path):
+    """A 1 GiB promise backed by 100 bytes is found truncated without allocating the 1 GiB."""
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(np.array([2051, 1024, 1024, 1024], ">u4").tobytes() + bytes(100))
+    code = (f"from mnistfast.data import read_idx, DataFormatError\ntry:\n    read_idx({str(path)!r})\n"
+            "except DataFormatError as e:\n    assert 'truncated data' in str(e), e\nelse:\n    raise SystemExit('read')")
+    assert peak_rss_mb(code) < 50
+
+
+def test_fuzzer_findings_on_readers(tmp_path):
+    """Inputs the coverage-guided fuzzer found, each once a crash of the reader contract."""
+    empty_images = tmp_path / "x-idx3-ubyte"  # a zero-width image: an empty array came back
+    empty_images.write_bytes(np.array([2051, 3, 0, 7], ">u4").tobytes())
+    with pytest.raises(DataFormatError, match="each image is 0x7 pixels"):
+        read_idx(empty_images)
+    odd_zip = tmp_path / "m.npz"  # a local-header version field zipfile does not support
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("config.npy", b"x")
+    data = bytearray(buf.getvalue())
+    at = data.rfind(b"PK\x01\x02")
+    data[at + 6] = 210  # "version needed to extract": 21.0
+    odd_zip.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged zip archive"):
+        mf.load_model(odd_zip)
+
+
 def test_idx_header_promising_too_much_is_refused(tmp_path):
     path = tmp_path / "x-idx3-ubyte"
     path.write_bytes(np.array([2051, 100000, 1000, 1000], ">u4").tobytes())

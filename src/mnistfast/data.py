@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import struct
 import zlib
@@ -86,15 +87,19 @@ class _Stream:
         self.f = gzip.GzipFile(fileobj=self.raw, mode="rb") if path.suffix == ".gz" else self.raw
         self.md5 = hashlib.md5()
 
+    CHUNK = 1 << 20
+
     def read(self, n: int) -> bytes:
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
+        """Up to ``n`` bytes: fewer only at the end of the data. Memory grows with what the file
+        really holds, not with what a header claims."""
+        parts, got = [], 0
         try:
             while got < n:
-                k = self.f.readinto(view[got:])
-                if not k:
+                part = self.f.read(min(self.CHUNK, n - got))
+                if not part:
                     break
-                got += k
+                parts.append(part)
+                got += len(part)
         except gzip.BadGzipFile:
             self.raw.seek(0)
             start = self.raw.read(64)
@@ -105,7 +110,7 @@ class _Stream:
                                   "(an interrupted download?)") from None
         except (OSError, zlib.error) as e:
             raise DataFormatError(f"{self.path}: corrupt gzip data ({e})") from None
-        out = bytes(view[:got])
+        out = b"".join(parts)
         self.md5.update(out)
         return out
 
@@ -133,6 +138,8 @@ def read_idx(path, expected_md5: str | None = None) -> np.ndarray:
             if len(dims) < 8:
                 raise DataFormatError(f"{path}: truncated header ({8 + len(dims)} bytes, an IDX image header has 16)")
             rows, cols = struct.unpack(">II", dims)
+            if rows == 0 or cols == 0:
+                raise DataFormatError(f"{path}: the header says each image is {rows}x{cols} pixels")
             shape, kind = (count, rows, cols), "images"
         elif magic == LABELS_MAGIC:
             shape, kind = (count,), "labels"
@@ -143,7 +150,7 @@ def read_idx(path, expected_md5: str | None = None) -> np.ndarray:
             )
         if count == 0:
             raise DataFormatError(f"{path}: the header says the file holds 0 {kind}")
-        expected = int(np.prod(shape, dtype=np.int64))
+        expected = math.prod(shape)  # Python ints: a hostile header cannot overflow them
         if expected > MAX_IDX_BYTES:
             raise DataFormatError(f"{path}: the header promises {expected} bytes of {kind} {shape}, more than the "
                                   f"{MAX_IDX_BYTES >> 20} MiB limit for an IDX file")

@@ -1,0 +1,65 @@
+"""The readers' contract, shared by the Hypothesis tests (tests/test_fuzz.py) and the coverage-
+guided fuzzer (fuzz/fuzz_readers.py): whatever the bytes, a reader returns well-formed data or
+raises its documented error - DataFormatError for data files, ValueError for model files - and
+nothing else (no other exception, no crash, no hang)."""
+
+import gzip
+import os
+
+import numpy as np
+
+import mnistfast as mf
+from mnistfast.data import DataFormatError, load_csv, read_idx
+
+
+def _write(workdir, name, data: bytes):
+    path = os.path.join(workdir, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def idx_target(data: bytes, workdir, gz: bool) -> None:
+    path = _write(workdir, "data-idx-ubyte" + (".gz" if gz else ""), data)
+    try:
+        arr = read_idx(path)
+    except DataFormatError:
+        return
+    assert arr.dtype == np.uint8 and arr.ndim in (1, 3) and arr.size > 0
+
+
+def csv_target(data: bytes, workdir) -> None:
+    path = _write(workdir, "train.csv", data)
+    try:
+        X, y = load_csv(path)
+    except DataFormatError:
+        return
+    assert X.dtype == np.uint8 and X.ndim == 2 and X.shape[1] == 784 and len(X) > 0
+    assert y is None or (y.dtype == np.int64 and y.shape == (len(X),) and y.min() >= 0 and y.max() <= 9)
+
+
+def model_target(data: bytes, workdir) -> None:
+    path = _write(workdir, "model.npz", data)
+    try:
+        model = mf.load_model(path, backend="numpy")
+    except ValueError:
+        return
+    assert all(np.isfinite(p).all() for p in model.get_params())
+
+
+def seed_inputs():
+    """Valid files of each kind, for the fuzzer's corpus and the mutation tests."""
+    rng = np.random.default_rng(0)
+    images = np.array([2051, 3, 28, 28], ">u4").tobytes() + rng.integers(0, 256, 3 * 784, dtype=np.uint8).tobytes()
+    labels = np.array([2049, 3], ">u4").tobytes() + bytes([1, 7, 9])
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    rows = "\n".join(f"{k}," + ",".join(str(v) for v in rng.integers(0, 256, 784)) for k in (3, 0))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        model_path = os.path.join(d, "m.npz")
+        mf.Sequential([mf.Dense(4, activation="relu"), mf.Dense(10)], input_shape=(6,), backend="numpy").save(model_path)
+        with open(model_path, "rb") as f:
+            model = f.read()
+    return {"idx": [images, labels], "idx_gz": [gzip.compress(images), gzip.compress(labels)],
+            "csv": [(header + "\n" + rows + "\n").encode()], "model": [model]}

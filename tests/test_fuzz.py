@@ -1,0 +1,164 @@
+"""Property-based fuzzing (Hypothesis) of the file readers and the kernel bindings: every input
+either works or raises the documented error. The coverage-guided fuzzer (fuzz/fuzz_readers.py)
+drives the same reader targets for longer."""
+
+import tempfile
+
+import numpy as np
+import pytest
+from fuzz_targets import csv_target, idx_target, model_target, seed_inputs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mnistfast as mf
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SEEDS = seed_inputs()
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    with tempfile.TemporaryDirectory() as d:
+        yield d
+
+
+def mutated(seed: bytes):
+    """Strategies that damage a valid file: flip, insert or delete bytes, truncate, extend."""
+    def apply(ops):
+        data = bytearray(seed)
+        for kind, at, value in ops:
+            at = at % (len(data) + 1)
+            if kind == "flip" and data:
+                data[at % len(data)] ^= value or 1
+            elif kind == "insert":
+                data[at:at] = bytes([value])
+            elif kind == "delete":
+                del data[at : at + value % 16 + 1]
+            elif kind == "truncate":
+                del data[at:]
+        return bytes(data)
+    op = st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]), st.integers(0, 1 << 20),
+                   st.integers(0, 255))
+    return st.lists(op, min_size=1, max_size=6).map(apply)
+
+
+def idx_header():
+    """A header with a plausible or hostile magic, count and shape, then some payload."""
+    magic = st.sampled_from([2049, 2051, 2050, 0, 0xFFFFFFFF])
+    dim = st.integers(0, 1 << 32 - 1) | st.integers(0, 40)
+    return st.tuples(magic, dim, dim, dim, st.binary(max_size=3000)).map(
+        lambda t: np.array(t[:4], ">u4").tobytes()[: 16 if t[0] == 2051 else 8] + t[4])
+
+
+@FUZZ
+@given(data=st.binary(max_size=4000) | idx_header() | st.sampled_from(SEEDS["idx"]).flatmap(mutated),
+       gz=st.booleans())
+def test_idx_reader(workdir, data, gz):
+    idx_target(data, workdir, gz)
+
+
+@FUZZ
+@given(data=st.sampled_from(SEEDS["idx_gz"]).flatmap(mutated))
+def test_idx_reader_on_damaged_gzip(workdir, data):
+    idx_target(data, workdir, gz=True)
+
+
+def csv_texts():
+    header = st.sampled_from(["label," + ",".join(f"pixel{i}" for i in range(784)),
+                              ",".join(f"pixel{i}" for i in range(784)), "\ufefflabel,pixel0", "label", ""])
+    cell = st.sampled_from(["0", "255", "256", "-1", "7", "x", "", " 3", "1e3", "9" * 30])
+    row = st.lists(cell, min_size=0, max_size=800).map(",".join)
+    return st.tuples(header, st.lists(row, max_size=3)).map(lambda t: ("\n".join([t[0], *t[1]]) + "\n").encode())
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000) | csv_texts() | st.sampled_from(SEEDS["csv"]).flatmap(mutated))
+def test_csv_reader(workdir, data):
+    csv_target(data, workdir)
+
+
+@FUZZ
+@given(data=st.binary(max_size=2000) | st.sampled_from(SEEDS["model"]).flatmap(mutated))
+def test_model_reader(workdir, data):
+    model_target(data, workdir)
+
+
+def test_seed_inputs_are_valid(workdir):
+    """The fuzzers start from files that load: the targets accept them without an error."""
+    for data in SEEDS["idx"]:
+        idx_target(data, workdir, gz=False)
+    for data in SEEDS["csv"]:
+        csv_target(data, workdir)
+    for data in SEEDS["model"]:
+        model_target(data, workdir)
+
+
+# -- kernel bindings: random shapes, dtypes, strides and aliasing ----------------------------------
+def operand(draw, shape):
+    """An array near ``shape``: sometimes another shape, dtype, a strided view or read-only."""
+    if draw(st.integers(0, 9)) == 0:
+        shape = tuple(max(0, d + draw(st.integers(-1, 1))) for d in shape)
+    if draw(st.integers(0, 15)) == 0:
+        shape = shape + (1,)
+    dtype = draw(st.sampled_from([np.float32] * 12 + [np.float64, np.int32, np.float16]))
+    strided = draw(st.integers(0, 9)) == 0 and len(shape) > 0
+    base_shape = (shape[0] * 2, *shape[1:]) if strided else shape
+    a = np.random.default_rng(draw(st.integers(0, 99))).uniform(-1, 1, base_shape).astype(dtype)
+    if strided:
+        a = a[::2]
+    if draw(st.integers(0, 15)) == 0:
+        a.flags.writeable = False
+    return a
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_linear_forward_binding(data):
+    be = mf.get_backend("cpp")
+    m, k, n = (data.draw(st.integers(0, 9)) for _ in range(3))
+    draw = data.draw
+    x, w, b = operand(draw, (m, k)), operand(draw, (k, n)), operand(draw, (n,))
+    out = draw(st.sampled_from(["fresh", "fresh", "fresh", "alias_x", "alias_w"]))
+    out = {"alias_x": x, "alias_w": w}.get(out) if out != "fresh" else operand(draw, (m, n))
+    relu = draw(st.booleans())
+    x0, w0, b0 = x.copy(), w.copy(), b.copy()
+    try:
+        got = be.linear_forward(x, w, b, out, relu)
+    except (TypeError, ValueError):
+        return
+    # It ran, so every argument was valid: the result must be right.
+    assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in (x, w, b, out))
+    want = x0.astype(np.float64) @ w0 + b0
+    np.testing.assert_allclose(got, np.maximum(want, 0) if relu else want, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_conv_and_pool_bindings(data):
+    be = mf.get_backend("cpp")
+    draw = data.draw
+    n, h, w, c, f = (draw(st.integers(1, 6)) for _ in range(5))
+    kh, kw, s, p = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+    x, wt, b = operand(draw, (n, h, w, c)), operand(draw, (kh * kw * c, f)), operand(draw, (f,))
+    out = operand(draw, (n, max(oh, 0), max(ow, 0), f))
+    try:
+        be.conv2d_forward(x, wt, b, out, (kh, kw), (s, s), (p, p))
+    except (TypeError, ValueError):
+        pass
+    pool = draw(st.integers(1, 3))
+    pooled = (n, h // pool, w // pool, c)
+    arg = draw(st.sampled_from([np.int32, np.int32, np.int64]))
+    argmax = np.zeros(pooled, arg)
+    try:
+        be.maxpool_forward(x, operand(draw, pooled), argmax, pool)
+    except (TypeError, ValueError):
+        return
+    dx = operand(draw, (n, h, w, c))
+    argmax_bad = argmax.copy()
+    if argmax_bad.size and draw(st.booleans()):
+        argmax_bad.flat[0] = draw(st.sampled_from([-1, h * w * c, 1 << 30]))
+    try:
+        be.maxpool_backward(operand(draw, pooled), argmax_bad, operand(draw, pooled), dx, pool)
+    except (TypeError, ValueError):
+        pass
