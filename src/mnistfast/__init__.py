@@ -7,13 +7,14 @@ from .data import DataFormatError, load_csv, load_mnist, read_idx, train_val_spl
 from .layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU,
                      Reshape, Sigmoid, Tanh)
 from .model import Sequential, load_model
+from .preprocessing import Preprocessing
 from .presets import CNN, MLP, RECIPES
 
 __version__ = "0.2.0"
 
 __all__ = [
     "CNN", "MLP", "RECIPES", "Backend", "BatchNorm", "Callback", "Conv2D", "DataFormatError", "Dense", "Dropout",
-    "Flatten", "GlobalAvgPool2D", "History", "LeakyReLU", "MaxPool2D", "ReLU", "Reshape", "Sequential", "Sigmoid",
+    "Flatten", "GlobalAvgPool2D", "History", "LeakyReLU", "MaxPool2D", "Preprocessing", "ReLU", "Reshape", "Sequential", "Sigmoid",
     "Tanh", "available_backends", "get_backend", "layers", "load_csv", "load_mnist", "load_model", "optim",
     "read_idx", "train_val_split",
 ]

@@ -1,4 +1,5 @@
-"""Command line: ``mnistfast train`` (also ``python -m mnistfast train``)."""
+"""Command line: ``mnistfast train | eval | predict | plot | search | bench`` (also ``python -m
+mnistfast ...``). Each command parses its flags and calls the API."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 
@@ -62,7 +65,53 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     t.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else all cores)")
+    t.add_argument("--plots", action="store_true", help="also draw the run's figures (needs mnistfast[plot])")
     t.set_defaults(func=cmd_train)
+
+    pl = sub.add_parser("plot", help="draw a run's learning curves, confusion matrix, misclassified digits and "
+                                     "first-layer weights as PNGs", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pl.add_argument("run_dir", help="a directory written by mnistfast train")
+    pl.add_argument("--data", default=None, help="test data (default: the data the run was trained on)")
+    pl.add_argument("--out", default=None, metavar="DIR", help="where the PNGs go (default: the run directory)")
+    pl.set_defaults(func=cmd_plot)
+
+    e = sub.add_parser("eval", help="evaluate a saved model: loss, accuracy, per-class precision/recall/F1, "
+                                    "confusion matrix", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("model", help="a model file written by train (model.npz)")
+    e.add_argument("--data", default=None, metavar="DIR_OR_CSV",
+                   help="MNIST IDX directory or a labelled Kaggle CSV; its test split is used (default: bundled MNIST)")
+    e.add_argument("--seed", type=int, default=0, help="the seed of the CSV's held-out split, as in train")
+    e.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+    e.add_argument("--out", default=None, metavar="JSON", help="where the report goes (default: eval.json beside the model)")
+    e.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict labels (a Kaggle submission) or probabilities for images",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", help="a model file written by train (model.npz)")
+    p.add_argument("--data", required=True, metavar="CSV_OR_IDX",
+                   help="Kaggle test.csv, an IDX image file, or a directory of MNIST files (its test images)")
+    p.add_argument("--out", default="submission.csv", metavar="CSV")
+    p.add_argument("--proba", action="store_true", help="write class probabilities (ImageId,p0..p9) instead of labels")
+    p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+    p.set_defaults(func=cmd_predict)
+
+    se = sub.add_parser("search", help="search hyperparameters with Optuna on the validation split",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Searches the MLP's optimizer, learning rate, batch size and hidden layers, "
+                                    "pruning trials by per-epoch validation accuracy. Workers that name the same "
+                                    "--storage and --study share one search.")
+    se.add_argument("--trials", type=_positive(int), default=20, help="trials run by this process")
+    se.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe")
+    se.add_argument("--storage", default=None, metavar="URL",
+                    help="Optuna storage, e.g. postgresql://user@host/db (default: sqlite in --out)")
+    se.add_argument("--study", default="mnistfast", help="study name; workers sharing it share the search")
+    se.add_argument("--epochs", type=_positive(int), default=3, help="epochs per trial")
+    se.add_argument("--subset", type=_positive(int), default=None, help="train on the first N training images")
+    se.add_argument("--data", default=None, metavar="DIR_OR_CSV")
+    se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+    se.add_argument("--seed", type=int, default=0, help="the validation split and model initialisation")
+    se.add_argument("--out", default="runs/search", metavar="DIR", help="best.json, trials.csv and the SQLite file")
+    se.set_defaults(func=cmd_search)
 
     b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch, "
                                      "or cuda vs cuBLAS and PyTorch CUDA", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -76,6 +125,67 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench.json", metavar="FILE", help="where the JSON report goes")
     b.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_search(args) -> int:
+    from .search import run_search
+
+    check_output_dir(Path(args.out))
+    result = run_search(args.trials, args.out, sampler=args.sampler, storage=args.storage, study=args.study,
+                        epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
+    print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
+          f"{result['trials']} in study {result['study']!r}): {result['best_params']}")
+    print(f"wrote {Path(args.out) / 'best.json'} and {Path(args.out) / 'trials.csv'}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(args.run_dir, data=args.data, out_dir=args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data import load_mnist
+    from .metrics import classification_report, format_report
+    from .model import load_model
+    from .serialization import write_json
+
+    out = Path(args.out) if args.out else Path(args.model).parent / "eval.json"
+    check_output_dir(out.parent)
+    model = load_model(args.model, backend=args.backend)
+    (_, _), (X, y) = load_mnist(args.data, normalize=None, seed=args.seed)
+    if model.preprocessing is None:  # a model trained on float inputs through the API
+        X = X.astype(np.float32) / np.float32(255.0)
+        print("note: the model records no preprocessing; evaluating on pixels scaled to [0, 1]")
+    scores = model.evaluate(X, y)
+    report = {"model": str(args.model), "data": args.data or "bundled MNIST", "samples": int(len(y)),
+              "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes)}
+    print(f"{args.model} on {len(y)} test images: loss {scores['loss']:.4f}, accuracy {report['accuracy']:.4f}\n")
+    print(format_report(report))
+    write_json(out, report)
+    print(f"\nwrote {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .model import load_model
+    from .submission import load_images, write_probabilities, write_submission
+
+    out = Path(args.out)
+    check_output_dir(out.parent)
+    model = load_model(args.model, backend=args.backend)
+    X = load_images(args.data)
+    if model.preprocessing is None:
+        X = X.astype(np.float32) / np.float32(255.0)
+    if args.proba:
+        write_probabilities(out, model.predict_proba(X))
+    else:
+        write_submission(out, model.predict(X))
+    print(f"wrote {out}: {'probabilities' if args.proba else 'labels'} for {len(X)} images")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -140,6 +250,7 @@ class _PipeGuard:
 def cmd_train(args) -> int:
     from .backends import get_backend
     from .data import load_mnist
+    from .preprocessing import Preprocessing
     from .presets import CNN, MLP, RECIPES
     from .serialization import write_directory, write_json
 
@@ -150,8 +261,9 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{args.model}")
     check_output_dir(out)
     backend = get_backend(args.backend, **({"threads": args.threads} if args.backend == "cpp" and args.threads else {}))
-    splits = load_mnist(args.data, normalize=args.normalize, validation_split=args.validation_split,
-                        seed=args.seed)
+    # Raw pixels in; the model records its preprocessing (and standardize's statistics) and
+    # applies it, so the saved model takes raw pixels later too.
+    splits = load_mnist(args.data, normalize=None, validation_split=args.validation_split, seed=args.seed)
     (X, y), (Xt, yt) = splits[0], splits[-1]
     val = splits[1] if len(splits) == 3 else None
     if args.model == "mlp":
@@ -161,6 +273,7 @@ def cmd_train(args) -> int:
         model = MLP(layers, backend=backend, seed=args.seed)
     else:
         model = CNN("basic", backend=backend, seed=args.seed)
+    model.preprocessing = Preprocessing(args.normalize)
     recipe = RECIPES[args.model]
     fit_kwargs = recipe.fit_kwargs(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
                                    epochs=args.epochs, batch_size=args.batch_size)
@@ -179,9 +292,14 @@ def cmd_train(args) -> int:
                   epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"], out=str(out))
     record = {"config": config, "epochs": epochs, "train_time_s": train_time, "test_loss": test["loss"],
               "test_accuracy": test["accuracy"]}
-    # The model and its history land together or not at all (see write_directory).
-    write_directory(out, {"model.npz": model.save, "history.json": lambda path: write_json(path, record)})
-    print(f"wrote {out / 'history.json'} and {out / 'model.npz'}")
+    # The model, its history and its figures land together or not at all (see write_directory).
+    files = {"model.npz": model.save, "history.json": lambda path: write_json(path, record)}
+    if args.plots:
+        from .plots import run_figures
+
+        files.update(run_figures(model, record, Xt, yt))
+    write_directory(out, files)
+    print(f"wrote {out}: {', '.join(files)}")
     return 0
 
 

@@ -315,7 +315,8 @@ def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.
     10 % of it, seeded, becomes the test set).
 
     ``normalize``: ``"scale"`` (``/255`` into [0, 1]), ``"standardize"`` (per-pixel mean/std of the
-    training set) or ``"none"`` (raw 0..255 as float32).
+    training set), ``"none"`` (raw 0..255 as float32) or ``None``: the raw uint8 pixels, for a model
+    to preprocess itself (see ``mf.Preprocessing``).
 
     ``validation_split``: if > 0, that fraction of the training set (seeded by ``seed``) is held out
     and the result is ``(train, val, test)`` instead of ``(train, test)``.
@@ -338,7 +339,10 @@ def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.
     else:
         raise DataFormatError(f"{path}: expected a directory of MNIST IDX files or a .csv file")
 
-    Xtr, Xte = _normalize(Xtr, Xte, normalize)
+    if normalize is None:
+        Xtr, Xte = Xtr.reshape(len(Xtr), -1), Xte.reshape(len(Xte), -1)
+    else:
+        Xtr, Xte = _normalize(Xtr, Xte, normalize)
     ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
     if validation_split:
         (Xtr, ytr), (Xval, yval) = train_val_split(Xtr, ytr, validation_split, seed)

@@ -88,6 +88,7 @@ class Sequential:
         self._rng = np.random.default_rng(seed)
         self.input_shape = None
         self._step_bufs = {}
+        self.preprocessing = None  # a Preprocessing, applied to raw (integer) pixel input
         if input_shape is not None:
             self.build(input_shape)
 
@@ -205,13 +206,16 @@ class Sequential:
         return sum(int(np.prod(s, dtype=np.int64)) for layer in self.layers for s in layer.param_shapes())
 
     # -- input checks ---------------------------------------------------------------------------
-    def _check_x(self, X, what="X") -> np.ndarray:
-        """Host array ``(n, *internal input shape)`` in the backend's float dtype."""
+    def _check_x(self, X, what="X", fitting: bool = False) -> np.ndarray:
+        """Host array ``(n, *internal input shape)`` in the backend's float dtype. Integer input is
+        raw pixels and goes through the model's preprocessing (see ``mf.Preprocessing``)."""
         X = np.asarray(X)
         if X.dtype.kind not in "fiu":
             raise TypeError(f"{what} has dtype {X.dtype}, expected a numeric array")
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(f"{what} has shape {X.shape}, expected a non-empty (n_samples, ...) array")
+        if X.dtype.kind in "iu":
+            X = self._preprocess(X, what, fitting)
         sample = X.shape[1:]
         if not self.built:
             self.build(sample if len(sample) in (1, 3) else (int(np.prod(sample)),))
@@ -241,6 +245,24 @@ class Sequential:
             bad = int(np.argmax((y < 0) | (y >= self.n_classes)))
             raise ValueError(f"{what}[{bad}] = {y[bad]} is not a class label in 0..{self.n_classes - 1}")
         return np.ascontiguousarray(y, dtype=np.int64)
+
+    def _preprocess(self, X, what, fitting):
+        if X.size and (X.min() < 0 or X.max() > 255):
+            raise ValueError(f"{what} holds integers outside 0..255; integer input is taken as raw pixels")
+        pre = self.preprocessing
+        if pre is None:
+            if not fitting:
+                raise ValueError(
+                    f"{what} holds raw integer pixels, but this model has no preprocessing recorded (it was trained "
+                    "on float inputs): pass inputs prepared as for training, or set model.preprocessing")
+            from .preprocessing import Preprocessing
+
+            pre = self.preprocessing = Preprocessing("scale")
+        if not pre.fitted:
+            if not fitting:
+                raise ValueError(f"{what}: the model's {pre!r} has no statistics yet; fit it on training pixels")
+            pre.fit(X)
+        return pre(X)
 
     # -- forward and backward -------------------------------------------------------------------
     def forward(self, x, training: bool = False):
@@ -297,7 +319,7 @@ class Sequential:
         ``shuffle=False`` takes the batches in data order. ``verbose``: 0 silent, 1 a progress bar
         per epoch, 2 one line per epoch. ``callbacks``: :class:`Callback` objects.
         """
-        X = self._check_x(X)
+        X = self._check_x(X, fitting=True)
         y = self._check_y(y, len(X))
         if validation_data is not None:
             Xv, yv = validation_data
@@ -474,8 +496,11 @@ class Sequential:
     # -- description and persistence ------------------------------------------------------------
     def get_config(self) -> dict:
         self._require_built("get_config")
-        return {"input_shape": list(self.input_shape), "seed": self.seed,
-                "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+        config = {"input_shape": list(self.input_shape), "seed": self.seed,
+                  "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+        if self.preprocessing is not None:
+            config["preprocessing"] = self.preprocessing.get_config()
+        return config
 
     def summary(self, print_fn=print) -> str:
         """A Keras-style table of the layers, their output shapes (API order) and parameter counts."""
@@ -502,7 +527,10 @@ class Sequential:
         bad = [name for name, p in zip(self.param_names(), params) if not np.all(np.isfinite(p))]
         if bad:
             raise ValueError(f"save: {', '.join(bad)} contain NaN or Inf; a diverged model is not saved")
-        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, dict(zip(self.param_names(), params)))
+        arrays = dict(zip(self.param_names(), params))
+        if self.preprocessing is not None:
+            arrays.update(self.preprocessing.arrays())
+        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, arrays)
 
     def __repr__(self) -> str:
         shape = f", input_shape={self.input_shape}" if self.built else ""
@@ -570,9 +598,29 @@ def load_model(path, backend="cpp") -> Sequential:
         if arrays[name].shape != tuple(shape):
             raise ValueError(f"{path}: array {name!r} has shape {arrays[name].shape}, the config needs {tuple(shape)}")
 
+    preprocessing = _load_preprocessing(path, config, arrays, input_shape)
     model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=int(config.get("seed", 0)))
     try:
         model.set_params([arrays[n] for n in names])
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
+    model.preprocessing = preprocessing
     return model
+
+
+def _load_preprocessing(path, config, arrays, input_shape):
+    from .preprocessing import KINDS, Preprocessing
+
+    spec = config.get("preprocessing")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        raise ValueError(f"{path}: bad preprocessing config {spec!r}")
+    if spec["kind"] != "standardize":
+        return Preprocessing(spec["kind"])
+    size = int(np.prod(input_shape))
+    stats = [arrays.get(f"preprocessing.{k}") for k in ("mean", "std")]
+    if any(a is None or a.shape != (size,) or not np.all(np.isfinite(a)) for a in stats) or np.any(stats[1] <= 0):
+        raise ValueError(f"{path}: standardize preprocessing needs finite 'preprocessing.mean' and positive "
+                         f"'preprocessing.std' arrays of shape ({size},)")
+    return Preprocessing("standardize", *stats)

@@ -53,4 +53,6 @@ class ProgressBar:
             return
         parts = [f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items() if k != "time"]
         line = f"{self.steps}/{self.steps} - {logs['time']:.2f}s - " + " - ".join(parts)
-        self._write(("\r" if self.tty and self.verbose == 1 else "") + line + "\n")
+        # On a terminal the summary replaces the bar: carriage return, then clear to the end of the
+        # line, so no tail of the longer bar line survives.
+        self._write(("\r\x1b[K" if self.tty and self.verbose == 1 else "") + line + "\n")

@@ -1,0 +1,245 @@
+"""The user's workflow end to end on a small subset: train, eval, predict a Kaggle submission,
+plot a run, search hyperparameters (SQLite, two workers, PostgreSQL), and a model that remembers
+its preprocessing."""
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import small_mnist_dir  # noqa: F401 - a fixture
+
+import mnistfast as mf
+from mnistfast.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(small_mnist_dir, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("runs") / "std"
+    assert main(["train", "--data", str(small_mnist_dir), "--epochs", "2", "--normalize", "standardize",
+                 "--validation-split", "0.1", "--verbose", "0", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def raw_test(small_mnist_dir):  # noqa: F811
+    (_, _), (Xt, yt) = mf.load_mnist(small_mnist_dir, normalize=None)
+    return Xt, yt
+
+
+# -- preprocessing travels with the model ----------------------------------------------------------
+def test_standardized_model_predicts_raw_pixels_like_normalized_ones(run_dir, raw_test, small_mnist_dir):  # noqa: F811
+    model = mf.load_model(run_dir / "model.npz")
+    Xt, yt = raw_test
+    assert Xt.dtype == np.uint8 and model.preprocessing.kind == "standardize"
+    pre = model.preprocessing  # its saved training statistics, applied by hand
+    Xn = ((Xt.astype(np.float32) - pre.mean) / pre.std).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(Xt), model.predict(Xn))
+    np.testing.assert_allclose(model.predict_proba(Xt), model.predict_proba(Xn), rtol=1e-5, atol=1e-6)
+    assert model.evaluate(Xt, yt)["accuracy"] > 0.8
+
+
+def test_fit_on_raw_pixels_scales_them_and_remembers(mnist_small):
+    (X, y), (Xt, yt) = mnist_small
+    raw, raw_t = np.round(X * 255).astype(np.uint8), np.round(Xt * 255).astype(np.uint8)
+    model = mf.MLP(seed=0)
+    model.fit(raw, y, epochs=2, lr=0.3, verbose=0)
+    assert model.preprocessing.kind == "scale"
+    by_hand = mf.MLP(seed=0)
+    by_hand.fit(raw.astype(np.float32) / 255, y, epochs=2, lr=0.3, verbose=0)
+    score = model.evaluate(raw_t, yt)
+    assert score == by_hand.evaluate(raw_t.astype(np.float32) / 255, yt)
+    assert score["accuracy"] > 0.8  # unscaled, it diverged or sat near 10-12 %
+    np.testing.assert_array_equal(model.predict(raw_t), model.predict(raw_t.astype(np.float32) / 255))
+
+
+def test_raw_pixels_into_a_model_without_preprocessing_is_an_error(mnist_small):
+    (X, y), _ = mnist_small
+    model = mf.MLP(seed=0)
+    model.fit(X[:256], y[:256], epochs=1, verbose=0)  # float input: no preprocessing recorded
+    with pytest.raises(ValueError, match="raw integer pixels, but this model has no preprocessing"):
+        model.predict(np.zeros((2, 784), np.uint8))
+    with pytest.raises(ValueError, match="outside 0..255"):
+        mf.MLP().fit(np.full((4, 784), 300, np.int64), np.zeros(4, np.int64), verbose=0)
+
+
+# -- eval and predict --------------------------------------------------------------------------
+def test_eval_prints_and_writes_the_report(run_dir, raw_test, small_mnist_dir, capsys, tmp_path):  # noqa: F811
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(run_dir / "model.npz"), "--data", str(small_mnist_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "precision" in printed and "confusion matrix" in printed
+    report = json.loads(out.read_text())
+    Xt, yt = raw_test
+    api = mf.load_model(run_dir / "model.npz").evaluate(Xt, yt)
+    assert report["accuracy"] == pytest.approx(api["accuracy"]) and report["loss"] == pytest.approx(api["loss"])
+    cm = np.array(report["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == len(yt) and np.trace(cm) == round(report["accuracy"] * len(yt))
+    assert [r["support"] for r in report["per_class"]] == np.bincount(yt, minlength=10).tolist()
+    assert all(0 <= r["f1"] <= 1 for r in report["per_class"])
+
+
+def write_kaggle_test_csv(path, images):
+    with open(path, "w") as f:
+        f.write(",".join(f"pixel{i}" for i in range(784)) + "\n")
+        for row in images:
+            f.write(",".join(map(str, row)) + "\n")
+
+
+def test_predict_writes_a_valid_submission(run_dir, raw_test, tmp_path, capsys):
+    Xt, _ = raw_test
+    data = tmp_path / "test.csv"
+    write_kaggle_test_csv(data, Xt[:57])
+    sub = tmp_path / "submission.csv"
+    assert main(["predict", str(run_dir / "model.npz"), "--data", str(data), "--out", str(sub)]) == 0
+    rows = list(csv.reader(sub.open()))
+    assert rows[0] == ["ImageId", "Label"] and len(rows) == 58
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, 58))
+    labels = np.array([int(r[1]) for r in rows[1:]])
+    np.testing.assert_array_equal(labels, mf.load_model(run_dir / "model.npz").predict(Xt[:57]))
+    proba = tmp_path / "proba.csv"
+    assert main(["predict", str(run_dir / "model.npz"), "--data", str(data), "--out", str(proba), "--proba"]) == 0
+    table = np.loadtxt(proba, delimiter=",", skiprows=1)
+    assert table.shape == (57, 11)
+    np.testing.assert_allclose(table[:, 1:].sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(table[:, 1:].argmax(axis=1), labels)
+
+
+def test_predict_on_an_idx_file(run_dir, small_mnist_dir, raw_test, tmp_path):  # noqa: F811
+    sub = tmp_path / "s.csv"
+    assert main(["predict", str(run_dir / "model.npz"), "--data", str(small_mnist_dir), "--out", str(sub)]) == 0
+    assert len(sub.read_text().splitlines()) == len(raw_test[1]) + 1
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def check_png(path, min_size):
+    plt = pytest.importorskip("matplotlib.pyplot", reason="plots need matplotlib (pip install mnistfast[plot])")
+    img = plt.imread(path)
+    assert img.shape[0] >= min_size[0] and img.shape[1] >= min_size[1], img.shape
+    assert img[..., :3].std() > 0.05  # not blank
+
+
+def test_plot_and_train_plots_write_readable_figures(run_dir, small_mnist_dir, tmp_path):  # noqa: F811
+    pytest.importorskip("matplotlib", reason="plots need matplotlib (pip install mnistfast[plot])")
+    out = tmp_path / "figs"
+    assert main(["plot", str(run_dir), "--out", str(out)]) == 0
+    for name, size in [("learning_curves.png", (300, 1000)), ("confusion_matrix.png", (500, 500)),
+                       ("misclassified.png", (150, 800)), ("first_layer.png", (300, 800))]:
+        check_png(out / name, size)
+    run = tmp_path / "cnn"
+    assert main(["train", "--model", "cnn", "--data", str(small_mnist_dir), "--epochs", "1", "--verbose", "0",
+                 "--plots", "--out", str(run)]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["confusion_matrix.png", "first_layer.png", "history.json",
+                                                      "learning_curves.png", "misclassified.png", "model.npz"]
+    check_png(run / "first_layer.png", (300, 800))
+
+
+# -- search ------------------------------------------------------------------------------------
+optuna = pytest.importorskip("optuna", reason="search needs Optuna (pip install mnistfast[search])")
+
+SEARCH = ["--subset", "600", "--epochs", "2"]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
+def test_search_with_sqlite(small_mnist_dir, tmp_path, sampler):  # noqa: F811
+    out = tmp_path / "search"
+    assert main(["search", "--trials", "4", "--sampler", sampler, "--data", str(small_mnist_dir),
+                 "--out", str(out), *SEARCH]) == 0
+    best = json.loads((out / "best.json").read_text())
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert best["trials"] == len(rows) == 4 and 0 < best["best_validation_accuracy"] <= 1
+    assert {"optimizer", "lr", "batch_size", "hidden"} == set(best["best_params"])
+    done = [float(r["validation_accuracy"]) for r in rows if r["state"] == "complete"]
+    assert max(done) == pytest.approx(best["best_validation_accuracy"], abs=1e-6)
+
+
+def run_workers(storage, study, out_root, data, n=2, trials=3):
+    """n worker processes on one study, started together; returns their outputs."""
+    procs = [subprocess.Popen([sys.executable, "-m", "mnistfast", "search", "--trials", str(trials), "--storage",
+                               storage, "--study", study, "--sampler", "random", "--data", str(data),
+                               "--out", str(out_root / f"w{i}"), *SEARCH],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, o + e
+    return outs
+
+
+def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):  # noqa: F811
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    run_workers(storage, "shared", tmp_path, small_mnist_dir)
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    assert len(trials) == 6 and len({t.number for t in trials}) == 6
+    seen = [json.loads((tmp_path / f"w{i}" / "best.json").read_text())["trials"] for i in range(2)]
+    assert max(seen) == 6  # whoever finished last saw the other's trials too
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1, run as the 'postgres' user when we are root."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+            initdb, pg_ctl = str(d / "initdb"), str(d / "pg_ctl")
+            break
+    if not (initdb and os.path.exists(initdb)):
+        pytest.skip("no PostgreSQL server binaries (Debian package postgresql; .ci/run installs it)")
+    pytest.importorskip("psycopg2", reason="the PostgreSQL driver (pip install mnistfast[search])")
+    # Under /tmp itself: the server's user must reach it (pytest's own temporary tree is 0700).
+    data = Path(tempfile.mkdtemp(prefix="mnistfast-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], check=True,
+                   capture_output=True)
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(data / "log"), "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        import psycopg2
+
+        for _ in range(50):
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+                break
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE mnistfast")
+        conn.close()
+        yield f"postgresql://postgres@127.0.0.1:{port}/mnistfast"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_workers_share_a_postgresql_study(postgres, small_mnist_dir, tmp_path):  # noqa: F811
+    run_workers(postgres, "pg-shared", tmp_path, small_mnist_dir)
+    trials = optuna.load_study(study_name="pg-shared", storage=postgres).get_trials()
+    assert len(trials) == 6
+    assert json.loads((tmp_path / "w0" / "best.json").read_text())["storage"].startswith("127.0.0.1")
+
+
+# -- running the module ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cwd", [REPO, Path("/")])
+def test_python_dash_m_works_anywhere(cwd):
+    done = subprocess.run([sys.executable, "-m", "mnistfast", "--version"], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("mnistfast "), done.stderr
