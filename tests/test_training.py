@@ -130,7 +130,7 @@ def test_fit_rejects_bad_values():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         model.fit(X, y, batch_size=0, verbose=0)
     with pytest.raises(ValueError, match="lr_schedule must be"):
-        model.fit(X, y, lr_schedule="step", verbose=0)
+        model.fit(X, y, lr_schedule="linear", verbose=0)
 
 
 def test_divergence_is_reported(mnist_small):

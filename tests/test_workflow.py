@@ -200,7 +200,7 @@ def postgres():
             break
     if not (initdb and os.path.exists(initdb)):
         pytest.skip("no PostgreSQL server binaries (Debian package postgresql; .ci/run installs it)")
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver (pip install mnistfast[search])")
+    psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg (pip install mnistfast[search])")
     # Under /tmp itself: the server's user must reach it (pytest's own temporary tree is 0700).
     data = Path(tempfile.mkdtemp(prefix="mnistfast-pg-"))
     as_user = []
@@ -214,16 +214,13 @@ def postgres():
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(data / "log"), "-w", "start"],
                    check=True, capture_output=True)
     try:
-        import psycopg2
-
         for _ in range(50):
             try:
-                conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+                conn = psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True)
                 break
-            except psycopg2.OperationalError:
+            except psycopg.OperationalError:
                 time.sleep(0.1)
-        conn.autocommit = True
-        conn.cursor().execute("CREATE DATABASE mnistfast")
+        conn.execute("CREATE DATABASE mnistfast")
         conn.close()
         yield f"postgresql://postgres@127.0.0.1:{port}/mnistfast"
     finally:

@@ -139,7 +139,7 @@ def time_to_accuracy(be, X, y, Xt, yt, target=TARGET_ACCURACY):
     lr_at = make_schedule(schedule, base_lr, epochs)
     spent, acc = 0.0, 0.0
     for epoch in range(epochs):
-        opt.lr = lr_at(epoch)
+        opt.lr = lr_at(epoch, 0)
         spent += model.fit(X, y, epochs=1, optimizer=opt, verbose=0, **kwargs).history["time"][0]
         acc = model.evaluate(Xt, yt)["accuracy"]
         if acc >= target:

@@ -1,15 +1,35 @@
-"""Training callbacks and the History that ``fit`` returns, in the Keras idiom."""
+"""Training callbacks and the History that ``fit`` returns, in the Keras idiom.
+
+``fit`` gives each callback ``self.model`` and ``self.optimizer`` before training, then calls
+``on_train_begin``, ``on_batch_end(step, logs)`` (``step`` counts across epochs; overriding it
+makes ``fit`` read the step's loss back every step), ``on_epoch_end(epoch, logs)`` and
+``on_train_end``. A callback stops training by setting ``self.model.stop_training = True``.
+"""
 
 from __future__ import annotations
 
+import math
+
+
+
 
 class Callback:
-    """Subclass and pass to ``fit(callbacks=[...])``; the hooks receive the running logs."""
+    model = None
+    optimizer = None
+
+    def set_context(self, model, optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+
+    def on_train_begin(self, logs: dict) -> None:
+        pass
 
     def on_batch_end(self, step: int, logs: dict) -> None:
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_train_end(self, logs: dict) -> None:
         pass
 
 
@@ -27,3 +47,101 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class _Monitor(Callback):
+    """Tracks the best value of one logged metric; ``mode`` "auto" minimizes losses and
+    maximizes everything else."""
+
+    def __init__(self, monitor: str, min_delta: float, mode: str):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor, self.min_delta = monitor, abs(float(min_delta))
+        self.minimize = mode == "min" or (mode == "auto" and "acc" not in monitor)
+        self.best = math.inf if self.minimize else -math.inf
+
+    def _value(self, logs: dict) -> float:
+        if self.monitor not in logs:
+            raise KeyError(f"{type(self).__name__}: '{self.monitor}' is not logged; available: {sorted(logs)} "
+                           "(val_ metrics need validation_data or validation_split)")
+        return float(logs[self.monitor])
+
+    def _improved(self, value: float) -> bool:
+        if self.minimize:
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs;
+    ``restore_best_weights`` puts back the weights of the best epoch when it stops (or ends)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, restore_best_weights=False, mode="auto"):
+        super().__init__(monitor, min_delta, mode)
+        self.patience, self.restore_best_weights = int(patience), bool(restore_best_weights)
+        self.wait, self.stopped_epoch, self.best_epoch, self._best_params = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs):
+        value = self._value(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_params = self.model.get_params()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs):
+        if self.restore_best_weights and self._best_params is not None:
+            self.model.set_params(self._best_params)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for
+    ``patience`` epochs, never below ``min_lr`` (on top of any schedule)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_lr=0.0, min_delta=1e-4, mode="auto"):
+        super().__init__(monitor, min_delta, mode)
+        if not 0 < factor < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        self.factor, self.patience, self.min_lr = float(factor), int(patience), float(min_lr)
+        self.wait = 0
+        self.reductions: list[tuple[int, float]] = []  # (epoch, new lr)
+
+    def on_epoch_end(self, epoch, logs):
+        value = self._value(logs)
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.wait = 0
+            model = self.model
+            model.lr_scale *= self.factor
+            model.lr_floor = max(model.lr_floor, self.min_lr)
+            self.reductions.append((epoch, max(self.optimizer.lr * self.factor, self.min_lr)))
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model to ``path`` after each epoch (``{epoch}`` in the path is filled in), or only
+    when ``monitor`` improves with ``save_best_only``. Each file is written atomically."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        super().__init__(monitor, 0.0, mode)
+        self.path, self.save_best_only = str(path), bool(save_best_only)
+        self.saved: list[str] = []
+
+    def on_epoch_end(self, epoch, logs):
+        if self.save_best_only:
+            value = self._value(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        path = self.path.format(epoch=epoch, **{k: v for k, v in logs.items() if isinstance(v, float)})
+        self.model.save(path)
+        self.saved.append(path)
+
+
+__all__ = ["Callback", "EarlyStopping", "History", "ModelCheckpoint", "ReduceLROnPlateau"]

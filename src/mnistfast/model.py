@@ -309,18 +309,30 @@ class Sequential:
 
     # -- Keras-style API ------------------------------------------------------------------------
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
-            lr_schedule="constant", validation_data=None, shuffle: bool = True, verbose: int = 1,
-            callbacks=()) -> History:
+            lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
+            verbose: int = 1, callbacks=()) -> History:
         """Mini-batch training; returns a :class:`History`.
 
         ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls); without
-        one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: ``"constant"``, ``"cosine"`` (per
-        epoch, from the optimizer's lr towards 0 over ``epochs``) or ``f(epoch_index, lr) -> lr``.
-        ``shuffle=False`` takes the batches in data order. ``verbose``: 0 silent, 1 a progress bar
-        per epoch, 2 one line per epoch. ``callbacks``: :class:`Callback` objects.
+        one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: a name (``"constant"``,
+        ``"cosine"``, ``"step"``, ``"exponential"``, ``"onecycle"``), an ``mf.schedules`` object
+        or ``f(epoch_index, lr) -> lr``; it runs from the optimizer's ``initial_lr``.
+        ``validation_split``: the last fraction of ``X``/``y`` (before shuffling, as in Keras) is
+        held out and evaluated after each epoch instead of ``validation_data``. ``shuffle=False``
+        takes the batches in data order. ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one
+        line per epoch. ``callbacks``: :class:`Callback` objects (``mf.callbacks``).
         """
         X = self._check_x(X, fitting=True)
         y = self._check_y(y, len(X))
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("fit: pass validation_data or validation_split, not both")
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must lie strictly between 0 and 1, got {validation_split}")
+            cut = len(X) - int(round(len(X) * validation_split))
+            if cut in (0, len(X)):
+                raise ValueError(f"validation_split {validation_split} of {len(X)} samples leaves an empty split")
+            X, y, validation_data = X[:cut], y[:cut], (X[cut:], y[cut:])
         if validation_data is not None:
             Xv, yv = validation_data
             Xv = self._check_x(Xv, "validation X")
@@ -337,11 +349,17 @@ class Sequential:
             raise TypeError(f"optimizer must be an mf.optim optimizer, got {type(optimizer).__name__}")
         be = self.backend
         optimizer.bind(self.flat_params, self.flat_grads, be)
-        schedule = make_schedule(lr_schedule, optimizer.lr, epochs)
-
         n = len(X)
         batch_size = min(int(batch_size), n)
         steps = -(-n // batch_size)
+        schedule = make_schedule(lr_schedule, optimizer.initial_lr, epochs, steps)
+        self.stop_training = False
+        self.lr_scale, self.lr_floor = 1.0, 0.0  # set by ReduceLROnPlateau
+
+        def set_lr(epoch, step):
+            lr = schedule(epoch, step) * self.lr_scale
+            optimizer.lr = max(lr, self.lr_floor) if self.lr_scale < 1.0 else lr
+
         sample = X.shape[1:]
         X_dev = be.to_device(X.reshape(n, -1))  # rows gathered per step, then viewed as samples
         y_dev = be.to_device(y)
@@ -359,9 +377,13 @@ class Sequential:
         good = be.to_host(self.flat_params)  # the last good weights, restored if the run diverges
         good_at = "their values before this fit"
         watch = _DivergenceWatch(self.n_classes)
+        for cb in callbacks:
+            cb.set_context(self, optimizer)
+            cb.on_train_begin({})
+        global_step = 0
         try:
             for epoch in range(1, epochs + 1):
-                optimizer.lr = schedule(epoch - 1)
+                set_lr(epoch - 1, 0)
                 order = be.to_device(self._rng.permutation(n)) if shuffle else None
                 bar = ProgressBar(steps, epoch, epochs, verbose)
                 t0 = time.perf_counter()
@@ -380,8 +402,11 @@ class Sequential:
                         be.take_rows(X_dev, idx, x_rows)
                         be.take(y_dev, idx, y_rows)
                         xb, yb = batch_views(rows, x_rows, y_rows)
+                    if schedule.per == "step":
+                        set_lr(epoch - 1, step)
                     self.train_step(xb, yb, optimizer, totals)
                     done = step + 1
+                    global_step += 1
                     if batch_callbacks or bar.due(done) or done % METRICS_EVERY == 0 or watch.first:
                         t = be.to_host(totals)
                         problem = watch.check(t[0], hi)
@@ -389,7 +414,8 @@ class Sequential:
                             self._diverged(good, good_at, f"epoch {epoch}, step {done}: {problem}")
                         bar.update(done, t[0] / hi, t[1] / hi)
                         for cb in batch_callbacks:
-                            cb.on_batch_end(step, {"loss": float(t[2]), "correct": int(t[3]), "size": rows})
+                            cb.on_batch_end(global_step - 1, {"loss": float(t[2]), "correct": int(t[3]),
+                                                              "size": rows, "lr": optimizer.lr})
                 t = be.to_host(totals)
                 problem = watch.check(t[0], n)
                 if not problem and not math.isfinite(be.sum_squares(self.flat_params)):
@@ -406,8 +432,12 @@ class Sequential:
                 bar.finish(logs)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
         finally:
             self._step_bufs.clear()
+        for cb in callbacks:
+            cb.on_train_end(history.history)
         return history
 
     def _diverged(self, good, good_at: str, where: str):

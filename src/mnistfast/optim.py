@@ -23,7 +23,7 @@ def _check(name, value, low=0.0, high=math.inf, low_open=False):
 
 class Optimizer:
     def __init__(self, lr, clipvalue=None, clipnorm=None):
-        self.lr = _check("lr", lr, low_open=True)
+        self.lr = self.initial_lr = _check("lr", lr, low_open=True)
         self.clipvalue = None if clipvalue is None else _check("clipvalue", clipvalue, low_open=True)
         self.clipnorm = None if clipnorm is None else _check("clipnorm", clipnorm, low_open=True)
         self._params = self._grads = self.backend = None
