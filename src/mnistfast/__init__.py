@@ -1,11 +1,12 @@
 """mnistfast: neural networks on MNIST with hand-written C++ kernels and a NumPy reference."""
 
-from . import layers, optim
+from . import callbacks, layers, optim, schedules
 from .backends import Backend, available_backends, get_backend
-from .callbacks import Callback, History
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau
 from .data import DataFormatError, load_csv, load_mnist, read_idx, train_val_split
 from .layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU,
                      Reshape, Sigmoid, Tanh)
+from .ensemble import Ensemble
 from .model import Sequential, load_model
 from .preprocessing import Preprocessing
 from .presets import CNN, MLP, RECIPES
@@ -14,6 +15,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "CNN", "MLP", "RECIPES", "Backend", "BatchNorm", "Callback", "Conv2D", "DataFormatError", "Dense", "Dropout",
+    "EarlyStopping", "Ensemble", "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules",
     "Flatten", "GlobalAvgPool2D", "History", "LeakyReLU", "MaxPool2D", "Preprocessing", "ReLU", "Reshape", "Sequential", "Sigmoid",
     "Tanh", "available_backends", "get_backend", "layers", "load_csv", "load_mnist", "load_model", "optim",
     "read_idx", "train_val_split",

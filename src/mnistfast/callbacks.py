@@ -89,7 +89,7 @@ class EarlyStopping(_Monitor):
                 self._best_params = self.model.get_params()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # Keras: patience epochs in a row without improvement
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -116,7 +116,7 @@ class ReduceLROnPlateau(_Monitor):
             self.best, self.wait = value, 0
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.wait = 0
             model = self.model
             model.lr_scale *= self.factor

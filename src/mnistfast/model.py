@@ -550,9 +550,14 @@ class Sequential:
         return text
 
     def save(self, path) -> None:
-        """Write the architecture, parameters and state to an ``.npz`` (no pickle), atomically."""
+        """Write the architecture, parameters, state and preprocessing to an ``.npz`` (no pickle),
+        atomically."""
         from .serialization import write_model
 
+        write_model(path, *self.to_payload())
+
+    def to_payload(self) -> tuple[dict, dict]:
+        """(config, named arrays): what ``save`` writes."""
         params = self.get_params()
         bad = [name for name, p in zip(self.param_names(), params) if not np.all(np.isfinite(p))]
         if bad:
@@ -560,7 +565,7 @@ class Sequential:
         arrays = dict(zip(self.param_names(), params))
         if self.preprocessing is not None:
             arrays.update(self.preprocessing.arrays())
-        write_model(path, {"format": MODEL_FORMAT, **self.get_config()}, arrays)
+        return {"format": MODEL_FORMAT, **self.get_config()}, arrays
 
     def __repr__(self) -> str:
         shape = f", input_shape={self.input_shape}" if self.built else ""
@@ -572,15 +577,27 @@ MODEL_FORMAT = "mnistfast.sequential/1"
 LEGACY_MLP_FORMAT = "mnistfast.mlp/1"  # written by mnistfast 0.1: an MLP's sizes and W1, b1, ...
 
 
-def load_model(path, backend="cpp") -> Sequential:
-    """Load a model written by ``save``, on the given backend (a name or a Backend object).
-
-    The file's config is checked against the arrays it holds before anything is allocated.
-    """
-    from .layers import LAYER_TYPES
+def load_model(path, backend="cpp"):
+    """Load a model (or an ``mf.Ensemble``) written by ``save``, on the given backend (a name or a
+    Backend object). The file's config is checked against the arrays it holds before anything is
+    allocated."""
     from .serialization import read_model
 
     config, arrays = read_model(path)
+    if config.get("format") == ENSEMBLE_FORMAT:
+        from .ensemble import Ensemble
+
+        return Ensemble.from_payload(config, arrays, path, backend)
+    return model_from_payload(config, arrays, path, backend)
+
+
+ENSEMBLE_FORMAT = "mnistfast.ensemble/1"
+
+
+def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Sequential:
+    """A Sequential from a saved config and its arrays; ``path`` names the source in errors."""
+    from .layers import LAYER_TYPES
+
     fmt = config.get("format")
     if fmt in (MODEL_FORMAT, LEGACY_MLP_FORMAT) and not isinstance(config.get("layers"), list):
         raise ValueError(f"{path}: bad model config: 'layers' is missing or not a list")

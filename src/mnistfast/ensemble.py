@@ -1,0 +1,71 @@
+"""``mf.Ensemble(models)``: averages the class probabilities of several models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import ENSEMBLE_FORMAT, model_from_payload
+
+
+class Ensemble:
+    """The members' ``predict_proba`` averaged; ``predict`` is its argmax. Members may differ in
+    architecture and backend but must take the same inputs and classes."""
+
+    def __init__(self, models):
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("Ensemble needs at least one model")
+        first = self.models[0]
+        for i, m in enumerate(self.models):
+            if not getattr(m, "built", False):
+                raise ValueError(f"Ensemble: member {i} is not built (train it or pass input_shape)")
+            if m.n_classes != first.n_classes or int(np.prod(m.input_shape)) != int(np.prod(first.input_shape)):
+                raise ValueError(f"Ensemble: member {i} takes {m.input_shape} -> {m.n_classes} classes, member 0 "
+                                 f"{first.input_shape} -> {first.n_classes}")
+        self.n_classes = first.n_classes
+
+    def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
+        total = np.zeros((len(X), self.n_classes))
+        for m in self.models:
+            total += m.predict_proba(X, batch_size)
+        return (total / len(self.models)).astype(np.float32)
+
+    def predict(self, X, batch_size: int = 256) -> np.ndarray:
+        return self.predict_proba(X, batch_size).argmax(axis=1)
+
+    def evaluate(self, X, y, batch_size: int = 256) -> dict:
+        """Cross-entropy of the averaged probabilities, and accuracy."""
+        y = np.asarray(y, dtype=np.int64)
+        p = self.predict_proba(X, batch_size).astype(np.float64)
+        if y.shape != (len(p),):
+            raise ValueError(f"y has shape {y.shape}, expected ({len(p)},)")
+        picked = np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)
+        return {"loss": float(-np.log(picked).mean()), "accuracy": float((p.argmax(axis=1) == y).mean())}
+
+    def save(self, path) -> None:
+        """One ``.npz`` holding every member (``mf.load_model`` gives the Ensemble back)."""
+        from .serialization import write_model
+
+        configs, arrays = [], {}
+        for i, m in enumerate(self.models):
+            config, member_arrays = m.to_payload()
+            configs.append(config)
+            arrays.update({f"member{i}.{k}": v for k, v in member_arrays.items()})
+        write_model(path, {"format": ENSEMBLE_FORMAT, "members": configs}, arrays)
+
+    @classmethod
+    def from_payload(cls, config, arrays, path, backend="cpp") -> "Ensemble":
+        members = config.get("members")
+        if not isinstance(members, list) or not members:
+            raise ValueError(f"{path}: bad ensemble config: 'members' is missing or empty")
+        models = []
+        for i, member in enumerate(members):
+            if not isinstance(member, dict):
+                raise ValueError(f"{path}: bad ensemble config: member {i} is not an object")
+            prefix = f"member{i}."
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            models.append(model_from_payload(member, own, f"{path} (member {i})", backend))
+        return cls(models)
+
+    def __repr__(self) -> str:
+        return f"Ensemble({len(self.models)} models)"
