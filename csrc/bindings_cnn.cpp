@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "augment.hpp"
 #include "check.hpp"
 #include "conv.hpp"
 #include "elementwise.hpp"
@@ -368,6 +369,27 @@ py::array batched_transpose(const py::object& x_obj, const py::object& out_obj) 
     return out;
 }
 
+py::array affine_warp(const py::object& x_obj, const py::object& params_obj, const py::object& out_obj) {
+    const char* fn = "affine_warp";
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto params = checked(fn, "params", params_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 4, true);
+    expect_int_range(fn, x);
+    expect_shape(fn, "params", params, {x.shape(0), 6});
+    expect_shape(fn, "out", out, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"params", &params}});
+    const float* p = fptr(params);
+    for (py::ssize_t k = 0; k < params.size(); ++k)
+        if (!std::isfinite(p[k]) || std::fabs(p[k]) > 1e6f)
+            throw py::value_error(std::string(fn) + ": params[" + to_string(k / 6) + "] holds a non-finite or huge value");
+    {
+        py::gil_scoped_release nogil;
+        mf::affine_warp(fptr(x), p, as_int(fn, x.shape(0)), as_int(fn, x.shape(1)), as_int(fn, x.shape(2)),
+                        as_int(fn, x.shape(3)), fptr_mut(out));
+    }
+    return out;
+}
+
 // -- optimizers ---------------------------------------------------------------------------------
 mf::GradPrep grad_prep(const char* fn, float grad_scale, float clip_value) {
     if (!std::isfinite(grad_scale) || grad_scale < 0.0f)
@@ -463,6 +485,7 @@ void bind_cnn_kernels(py::class_<Kernels>& k) {
           py::arg("kind"), py::arg("alpha") = 0.0f);
     k.def("dropout", method(&dropout), py::arg("x"), py::arg("y"), py::arg("rate"), py::arg("seed"), py::arg("step"));
     k.def("batched_transpose", method(&batched_transpose), py::arg("x"), py::arg("out"));
+    k.def("affine_warp", method(&affine_warp), py::arg("x"), py::arg("params"), py::arg("out"));
     k.def("sgd_step", method(&sgd_step), py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
           py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("grad_scale"), py::arg("clip_value"));
     k.def("adam_step", method(&adam_step), py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),

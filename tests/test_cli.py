@@ -84,4 +84,4 @@ def test_train_cnn(small_mnist_dir, tmp_path, capsys):
 
 def test_layers_flag_is_for_the_mlp(tmp_path, capsys):
     assert main(["train", "--model", "cnn", "--layers", "784,10", "--out", str(tmp_path)]) == 2
-    assert "--layers applies to --model mlp only" in capsys.readouterr().err
+    assert "--layers, --dropout, --batchnorm and --activation apply to --model mlp only" in capsys.readouterr().err

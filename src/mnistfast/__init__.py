@@ -1,6 +1,6 @@
 """mnistfast: neural networks on MNIST with hand-written C++ kernels and a NumPy reference."""
 
-from . import callbacks, layers, optim, schedules
+from . import augment, callbacks, layers, optim, schedules
 from .backends import Backend, available_backends, get_backend
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau
 from .data import DataFormatError, load_csv, load_mnist, read_idx, train_val_split
@@ -15,7 +15,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "CNN", "MLP", "RECIPES", "Backend", "BatchNorm", "Callback", "Conv2D", "DataFormatError", "Dense", "Dropout",
-    "EarlyStopping", "Ensemble", "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules",
+    "EarlyStopping", "Ensemble", "augment", "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules",
     "Flatten", "GlobalAvgPool2D", "History", "LeakyReLU", "MaxPool2D", "Preprocessing", "ReLU", "Reshape", "Sequential", "Sigmoid",
     "Tanh", "available_backends", "get_backend", "layers", "load_csv", "load_mnist", "load_model", "optim",
     "read_idx", "train_val_split",

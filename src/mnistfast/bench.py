@@ -362,3 +362,79 @@ def write_report(report: dict, path) -> None:
 
     write_json(path, report)
 
+
+
+# -- the fast CNN recipe: time to 99 % against PyTorch --------------------------------------------
+def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
+    """The cnn-fast recipe in PyTorch CPU: the same net, Adam with OneCycleLR (the same warm-up
+    fraction and divisors), one epoch at batch 256. Returns (training seconds, test accuracy)."""
+    import torch
+    from torch import nn
+
+    from .presets import RECIPES
+
+    r = RECIPES["cnn-fast"]
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    net = nn.Sequential(nn.Conv2d(1, 24, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(24, 32, 3), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=r.lr)
+    steps = -(-len(X) // r.batch_size) * r.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, pct_start=0.25,
+                                                div_factor=25.0, final_div_factor=1e4, cycle_momentum=False)
+    Xd, yd = torch.from_numpy(X.reshape(-1, 1, 28, 28)), torch.from_numpy(y)
+    loss_fn = nn.CrossEntropyLoss()
+    t0 = time.perf_counter()
+    for _ in range(r.epochs):
+        perm = torch.randperm(len(X))
+        for lo in range(0, len(X), r.batch_size):
+            idx = perm[lo : lo + r.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(Xd[idx]), yd[idx]).backward()
+            opt.step()
+            sched.step()
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        acc = float((net(torch.from_numpy(Xt.reshape(-1, 1, 28, 28))).argmax(1) == torch.from_numpy(yt)).float().mean())
+    return seconds, acc
+
+
+def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0):
+    """``mf.CNN("fast")`` with its recipe on cpp: (training seconds, test accuracy)."""
+    from .presets import CNN
+
+    model = CNN("fast", backend=_backend("cpp", threads), seed=seed)
+    t0 = time.perf_counter()
+    model.fit(X, y, verbose=0, **model.recipe.fit_kwargs())
+    seconds = time.perf_counter() - t0
+    return seconds, model.evaluate(Xt, yt)["accuracy"]
+
+
+def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -> dict:
+    """Both implementations of the cnn-fast recipe over ``seeds`` seeds, interleaved: training time
+    (data already in memory) and test accuracy of each run, and their medians and means."""
+    from .backends import CppBackend
+    from .data import load_mnist
+
+    threads = CppBackend(threads=threads).threads
+    (X, y), (Xt, yt) = load_mnist()
+    runs = {"cpp": [], "pytorch": []}
+    log(f"cnn-fast recipe (conv 24 5x5, pool, conv 32 3x3, pool, dense 256; Adam one-cycle, 1 epoch, batch 256), "
+        f"{threads} threads")
+    log(f"{'seed':>4} {'cpp s':>7} {'cpp acc':>8} {'torch s':>8} {'torch acc':>9}")
+    for seed in range(seeds):
+        time.sleep(SETTLE_S)
+        runs["cpp"].append(mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed))
+        if include_torch and have_torch():
+            time.sleep(SETTLE_S)
+            runs["pytorch"].append(torch_fast_cnn_run(X, y, Xt, yt, threads, seed))
+        t = runs["pytorch"][-1] if runs["pytorch"] else (float("nan"), float("nan"))
+        log(f"{seed:>4} {runs['cpp'][-1][0]:7.2f} {runs['cpp'][-1][1]:8.4f} {t[0]:8.2f} {t[1]:9.4f}")
+    summary = {k: {"median_s": float(np.median([s for s, _ in v])), "mean_accuracy": float(np.mean([a for _, a in v])),
+                   "runs": v} for k, v in runs.items() if v}
+    line = " - ".join(f"{k}: median {v['median_s']:.2f} s, mean accuracy {v['mean_accuracy']:.4f}"
+                      for k, v in summary.items())
+    if "pytorch" in summary:
+        line += f" - cpp is {summary['pytorch']['median_s'] / summary['cpp']['median_s']:.2f}x faster"
+    log(line)
+    return summary

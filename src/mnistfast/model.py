@@ -310,7 +310,7 @@ class Sequential:
     # -- Keras-style API ------------------------------------------------------------------------
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
             lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int = 1, callbacks=()) -> History:
+            verbose: int = 1, callbacks=(), augment=None) -> History:
         """Mini-batch training; returns a :class:`History`.
 
         ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls); without
@@ -320,7 +320,9 @@ class Sequential:
         ``validation_split``: the last fraction of ``X``/``y`` (before shuffling, as in Keras) is
         held out and evaluated after each epoch instead of ``validation_data``. ``shuffle=False``
         takes the batches in data order. ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one
-        line per epoch. ``callbacks``: :class:`Callback` objects (``mf.callbacks``).
+        line per epoch. ``callbacks``: :class:`Callback` objects (``mf.callbacks``). ``augment``:
+        an ``mf.augment.RandomAffine`` applied to every training batch on the backend (image
+        models only; seeded by the model's seed and the step, unless it has its own seed).
         """
         X = self._check_x(X, fitting=True)
         y = self._check_y(y, len(X))
@@ -367,8 +369,20 @@ class Sequential:
         yb_full = be.empty((batch_size,), dtype=np.int64)
         views = {}  # rows -> (x view with the sample shape, y view)
 
+        if augment is not None and len(sample) != 3:
+            raise ValueError("fit: augment needs an image model (input_shape (C, H, W))")
+        if augment is not None:
+            aug_full = be.empty((batch_size, *sample))
+            params_full = be.empty((batch_size, 6))
+
         def batch_views(rows, x_rows, y_rows):
-            return be.reshape(x_rows, (rows, *sample)), y_rows
+            xb = be.reshape(x_rows, (rows, *sample))
+            if augment is None:
+                return xb, y_rows
+            params = be.rows(params_full, 0, rows)
+            # The optimizer's step count runs across fit calls: no two batches share parameters.
+            be.copy_from_host(params, augment.params(rows, sample[0], sample[1], self.seed, optimizer.iterations))
+            return be.affine_warp(xb, params, be.rows(aug_full, 0, rows)), y_rows
 
         history = History()
         totals = be.zeros((4,), dtype=np.float64)

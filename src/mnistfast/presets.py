@@ -7,11 +7,13 @@ defaults ``mnistfast train`` uses; ``model.fit(X, y, **model.recipe.fit_kwargs()
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Flatten, MaxPool2D
+from .augment import RandomAffine
+from .callbacks import ReduceLROnPlateau
+from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU
 from .model import Sequential
 from .optim import SGD, Adam
 
@@ -27,15 +29,25 @@ class Recipe:
     lr_schedule: str
     epochs: int
     batch_size: int
+    augment: dict | None = None  # RandomAffine arguments
+    plateau: dict | None = None  # ReduceLROnPlateau arguments (monitors the validation split)
+    validation_split: float = 0.0
+    weight_decay: float = 0.0
+    extra: dict = field(default_factory=dict)
 
-    def make_optimizer(self):
-        return {"sgd": SGD, "adam": Adam}[self.optimizer](lr=self.lr)
+    def make_optimizer(self, **options):
+        return {"sgd": SGD, "adam": Adam}[self.optimizer](lr=self.lr, weight_decay=self.weight_decay, **options)
 
-    def fit_kwargs(self, **overrides) -> dict:
+    def fit_kwargs(self, optimizer_options=None, **overrides) -> dict:
         """Keyword arguments for ``fit``; ``overrides`` replace recipe fields first (None keeps)."""
         r = replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        return {"optimizer": r.make_optimizer(), "lr_schedule": r.lr_schedule, "epochs": r.epochs,
-                "batch_size": r.batch_size}
+        kwargs = {"optimizer": r.make_optimizer(**(optimizer_options or {})), "lr_schedule": r.lr_schedule,
+                  "epochs": r.epochs, "batch_size": r.batch_size}
+        if r.augment:
+            kwargs["augment"] = RandomAffine(**r.augment)
+        if r.plateau:
+            kwargs["callbacks"] = [ReduceLROnPlateau(**r.plateau)]
+        return kwargs
 
 
 RECIPES = {
@@ -44,6 +56,16 @@ RECIPES = {
     "mlp": Recipe(optimizer="sgd", lr=0.5, lr_schedule="cosine", epochs=5, batch_size=128),
     # Adam as in the seed (Keras defaults), annealed by a cosine.
     "cnn": Recipe(optimizer="adam", lr=1e-3, lr_schedule="cosine", epochs=6, batch_size=128),
+    # The seed's improved CNN with its augmentation (rotation 0.06 turn, translation 6 %) and its
+    # ReduceLROnPlateau on the validation loss; Adam with a one-cycle schedule instead of a
+    # constant start, which gets further in the same epochs.
+    "cnn-improved": Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=15, batch_size=128,
+                           augment={"rotation": 0.06, "translation": 0.06},
+                           plateau={"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6},
+                           validation_split=0.1),
+    # The fastest route to 99 %: the tiny CNN of the public 0.76 s GPU run (conv 24 5x5, pool,
+    # conv 32 3x3, pool, dense 256), one epoch, batch 256, Adam with a one-cycle schedule.
+    "cnn-fast": Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=1, batch_size=256),
 }
 
 
@@ -55,17 +77,37 @@ class MLP(Sequential):
 
     recipe = RECIPES["mlp"]
 
-    def __init__(self, layers=DEFAULT_LAYERS, backend="cpp", seed: int = 0, dtype=None):
+    def __init__(self, layers=DEFAULT_LAYERS, backend="cpp", seed: int = 0, dtype=None, activation: str = "relu",
+                 dropout: float = 0.0, batchnorm: bool = False):
         sizes = tuple(layers)
         if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
                                      for n in sizes):
             raise ValueError(f"layers must be at least two positive integers, e.g. (784, 128, 10); got {sizes}")
         self.sizes = tuple(int(n) for n in sizes)
-        stack = [Dense(n, activation="relu") for n in self.sizes[1:-1]] + [Dense(self.sizes[-1])]
+        # The defaults are the seed's MLP (Dense + fused ReLU); seed 001's regularizers switch in
+        # a batch norm, another activation or dropout after each hidden layer.
+        stack = []
+        for n in self.sizes[1:-1]:
+            if activation == "relu" and not batchnorm:
+                stack.append(Dense(n, activation="relu"))
+            else:
+                stack += [Dense(n)] + ([BatchNorm()] if batchnorm else []) + [_activation(activation)]
+            if dropout:
+                stack.append(Dropout(dropout))
+        stack.append(Dense(self.sizes[-1]))
         super().__init__(stack, input_shape=(self.sizes[0],), backend=backend, seed=seed, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"MLP(layers={list(self.sizes)}, backend={self.backend.name!r})"
+
+
+def _activation(name: str):
+    from .layers import LeakyReLU, Sigmoid, Tanh
+
+    makers = {"relu": ReLU, "leaky_relu": lambda: LeakyReLU(0.01), "sigmoid": Sigmoid, "tanh": Tanh}
+    if name not in makers:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(makers)}")
+    return makers[name]()
 
 
 def basic_cnn_layers():
@@ -74,13 +116,30 @@ def basic_cnn_layers():
             Flatten(), Dense(128, activation="relu"), Dense(64, activation="relu"), Dense(10)]
 
 
-CNN_ARCHITECTURES = {"basic": basic_cnn_layers}
+def improved_cnn_layers():
+    """The seed's improved CNN: Conv-BN-ReLU blocks of 32, 64 and 128 filters ('same' padding, no
+    conv bias), max pooling between them, global average pooling, dropout, and the classifier."""
+    def block(filters):
+        return [Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU()]
+    return [*block(32), MaxPool2D(2), *block(64), MaxPool2D(2), *block(128), GlobalAvgPool2D(), Dropout(0.3),
+            Dense(10)]
+
+
+def fast_cnn_layers():
+    """The tiny CNN that reaches 99 % in one epoch: conv 24 5x5, pool, conv 32 3x3, pool, dense 256."""
+    return [Conv2D(24, 5, activation="relu"), MaxPool2D(2), Conv2D(32, 3, activation="relu"), MaxPool2D(2),
+            Flatten(), Dense(256, activation="relu"), Dense(10)]
+
+
+CNN_ARCHITECTURES = {"basic": basic_cnn_layers, "improved": improved_cnn_layers, "fast": fast_cnn_layers}
+CNN_RECIPES = {"basic": "cnn", "improved": "cnn-improved", "fast": "cnn-fast"}
 
 
 def CNN(name: str = "basic", backend="cpp", seed: int = 0, dtype=None) -> Sequential:
-    """A CNN preset for 1 x 28 x 28 images: ``"basic"``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
+    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"`` or ``"fast"``, with its
+    ``.recipe``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
     if name not in CNN_ARCHITECTURES:
         raise ValueError(f"unknown CNN preset {name!r}; choose one of {sorted(CNN_ARCHITECTURES)}")
     model = Sequential(CNN_ARCHITECTURES[name](), input_shape=(1, 28, 28), backend=backend, seed=seed, dtype=dtype)
-    model.recipe = RECIPES["cnn"]
+    model.recipe = RECIPES[CNN_RECIPES[name]]
     return model

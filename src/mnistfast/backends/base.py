@@ -143,6 +143,7 @@ KERNELS = {
     "activation_backward": "dy, y, dx, kind, alpha=0.0",
     "dropout": "x, y, rate, seed, step",
     "batched_transpose": "x, out -> out[b] = x[b].T",
+    "affine_warp": "x, params, out -> per-image affine warp (NHWC), bilinear, zero outside",
     "sgd_step": "param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value",
     "adam_step": "param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale, clip_value",
     "sum_squares": "x -> float",

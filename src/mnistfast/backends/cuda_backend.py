@@ -412,6 +412,13 @@ class CudaBackend(Backend):
         self._run(self._ew.batched_transpose, int(np.prod(x.shape)), x, out)
         return out
 
+    def affine_warp(self, x, params, out):
+        x = self._arr("affine_warp", "x", x, 4)
+        self._arr("affine_warp", "params", params, shape=(x.shape[0], 6))
+        self._arr("affine_warp", "out", out, shape=x.shape)
+        self._run(self._conv.affine_warp, int(np.prod(x.shape)), x, params, out)
+        return out
+
     # -- optimizers -----------------------------------------------------------------------------
     def sgd_step(self, param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value):
         self._arr("sgd_step", "param", param, 1)

@@ -328,6 +328,32 @@ class NumpyBackend(Backend):
         out[...] = x.transpose(0, 2, 1)
         return out
 
+    def affine_warp(self, x, params, out):
+        """out[n] = x[n] resampled at A (p - c) + c + t for every output pixel p (bilinear, zero
+        outside), with params[n] = (A00, A01, A10, A11, tx, ty) and c the image centre."""
+        x = self._arr("affine_warp", "x", x, 4)
+        self._arr("affine_warp", "params", params, shape=(x.shape[0], 6))
+        self._arr("affine_warp", "out", out, shape=x.shape, writable=True)
+        if not np.all(np.isfinite(params)) or np.abs(params).max(initial=0) > 1e6:
+            raise ValueError("affine_warp: params holds a non-finite or huge value")
+        n, h, w, c = x.shape
+        v, u = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
+        p = params.astype(np.float64)[:, :, None, None]
+        sx = p[:, 0] * u + p[:, 1] * v + (w - 1) / 2 + p[:, 4]
+        sy = p[:, 2] * u + p[:, 3] * v + (h - 1) / 2 + p[:, 5]
+        x0, y0 = np.floor(sx), np.floor(sy)
+        ax, ay = (sx - x0)[..., None], (sy - y0)[..., None]
+        result = np.zeros(x.shape, dtype=np.float64)
+        images = np.arange(n)[:, None, None]
+        for dy, wy in ((0, 1 - ay), (1, ay)):
+            for dx, wx in ((0, 1 - ax), (1, ax)):
+                yy, xx = (y0 + dy).astype(np.int64), (x0 + dx).astype(np.int64)
+                inside = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w))[..., None]
+                picked = x[images, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+                result += np.where(inside, wy * wx * picked, 0.0)
+        out[...] = result
+        return out
+
     # -- optimizers -------------------------------------------------------------------------------
     def _prep_grad(self, grad, grad_scale, clip_value):
         g = grad * grad_scale

@@ -8,6 +8,8 @@ that read it, in a fixed order, so no atomics and the same result every run.
 
 from __future__ import annotations
 
+import math
+
 from numba import cuda, float32
 
 
@@ -100,3 +102,34 @@ def maxpool_backward(dy, argmax, out, dx, pool, relu_mask):
             if not relu_mask or out[n, oy, ox, ch] > float32(0.0):
                 v = dy[n, oy, ox, ch]
         dx[n, y, xx, ch] = v
+
+
+@cuda.jit("void(float32[:, :, :, ::1], float32[:, ::1], float32[:, :, :, ::1])")
+def affine_warp(x, params, out):
+    """Per-image affine warp with bilinear sampling (see csrc/augment.hpp): one output element
+    per thread, zero outside the image."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    cx, cy = float32(0.5) * float32(w - 1), float32(0.5) * float32(h - 1)
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        n = e // (h * w * c)
+        r = e - n * h * w * c
+        y = r // (w * c)
+        r -= y * w * c
+        xo = r // c
+        ch = r - xo * c
+        u, v = float32(xo) - cx, float32(y) - cy
+        sx = params[n, 0] * u + params[n, 1] * v + cx + params[n, 4]
+        sy = params[n, 2] * u + params[n, 3] * v + cy + params[n, 5]
+        fx0, fy0 = math.floor(sx), math.floor(sy)
+        ax, ay = sx - fx0, sy - fy0
+        x0, y0 = int(fx0), int(fy0)
+        acc = float32(0.0)
+        for dy in range(2):
+            yy = y0 + dy
+            if 0 <= yy < h:
+                wy = ay if dy else float32(1.0) - ay
+                for dx in range(2):
+                    xx = x0 + dx
+                    if 0 <= xx < w:
+                        acc += wy * (ax if dx else float32(1.0) - ax) * x[n, yy, xx, ch]
+        out[n, y, xo, ch] = acc
