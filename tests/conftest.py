@@ -1,3 +1,4 @@
+import gzip
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     sys.setswitchinterval(1e-4)
 
 import mnistfast as mf  # noqa: E402
+from mnistfast.data import MNIST_FILES, bundled_mnist_dir, read_idx  # noqa: E402
 from host_adapter import HostArrays  # noqa: E402
 
 CUDA_PROBLEM = mf.backends.cuda_status()
@@ -78,3 +80,15 @@ def uniform(rng, *shape):
 
 def f64(*arrays):
     return [None if a is None else np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+@pytest.fixture(scope="session")
+def small_mnist_dir(tmp_path_factory):
+    """The first 3000 / 500 real images, written as a standard IDX directory."""
+    d = tmp_path_factory.mktemp("mnist_small")
+    for key, (stem, _) in MNIST_FILES.items():
+        arr = read_idx(bundled_mnist_dir() / (stem + ".gz"))[: 3000 if key.startswith("train") else 500]
+        magic = 2051 if arr.ndim == 3 else 2049
+        header = np.array([magic, *arr.shape], dtype=">u4").tobytes()
+        (d / (stem + ".gz")).write_bytes(gzip.compress(header + arr.tobytes()))
+    return d

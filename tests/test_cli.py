@@ -1,28 +1,13 @@
 """``mnistfast train`` end to end on a small real subset, and its error handling."""
 
-import gzip
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import mnistfast as mf
 from mnistfast.cli import main
-from mnistfast.data import MNIST_FILES, bundled_mnist_dir, read_idx
-
-
-@pytest.fixture(scope="module")
-def small_mnist_dir(tmp_path_factory):
-    """The first 3000 / 500 real images, written as a standard IDX directory."""
-    d = tmp_path_factory.mktemp("mnist_small")
-    for key, (stem, _) in MNIST_FILES.items():
-        arr = read_idx(bundled_mnist_dir() / (stem + ".gz"))[: 3000 if key.startswith("train") else 500]
-        magic = 2051 if arr.ndim == 3 else 2049
-        header = np.array([magic, *arr.shape], dtype=">u4").tobytes()
-        (d / (stem + ".gz")).write_bytes(gzip.compress(header + arr.tobytes()))
-    return d
 
 
 def test_train_writes_history_and_model(small_mnist_dir, tmp_path, capsys):

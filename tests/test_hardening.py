@@ -12,7 +12,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from test_cli import small_mnist_dir  # noqa: F401 - a fixture
 from test_data import write_idx_dir
 
 import mnistfast as mf
@@ -23,7 +22,7 @@ from mnistfast.data import DataFormatError, load_csv, read_idx
 
 # -- 1. a blown-up run is an error, and nothing diverged is kept ------------------------------------
 @pytest.mark.parametrize("flags", [["--lr", "100"], ["--normalize", "none"]])
-def test_diverged_cli_run_fails_and_saves_nothing(small_mnist_dir, tmp_path, capsys, flags):  # noqa: F811
+def test_diverged_cli_run_fails_and_saves_nothing(small_mnist_dir, tmp_path, capsys, flags):
     out = tmp_path / "run"
     rc = main(["train", "--data", str(small_mnist_dir), "--epochs", "2", "--out", str(out), "--verbose", "0", *flags])
     err = capsys.readouterr().err
@@ -93,7 +92,7 @@ def test_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
     assert "train-labels-idx1-ubyte.gz: permission denied" in err
 
 
-def test_output_piped_into_head_does_not_lose_the_run(small_mnist_dir, tmp_path):  # noqa: F811
+def test_output_piped_into_head_does_not_lose_the_run(small_mnist_dir, tmp_path):
     out = tmp_path / "run"
     cmd = (f"{sys.executable} -m mnistfast train --data {small_mnist_dir} --epochs 2 --verbose 2 --out {out} "
            "| head -1; echo \"status ${PIPESTATUS[0]}\" >&2")

@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import small_mnist_dir  # noqa: F401 - a fixture
 
 import mnistfast as mf
 from mnistfast.cli import main
 
 
 @pytest.mark.parametrize("model,epochs,floor", [("cnn-fast", 2, 0.75), ("cnn-improved", 1, 0.5)])
-def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model, epochs, floor):  # noqa: F811
+def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model, epochs, floor):
     out = tmp_path / model
     assert main(["train", "--model", model, "--data", str(small_mnist_dir), "--epochs", str(epochs),
                  "--verbose", "0", "--out", str(out)]) == 0
@@ -25,7 +24,7 @@ def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model,
     assert record["config"]["lr_schedule"] == "onecycle"
 
 
-def test_ensemble_option_trains_members_and_saves_their_average(small_mnist_dir, tmp_path, capsys):  # noqa: F811
+def test_ensemble_option_trains_members_and_saves_their_average(small_mnist_dir, tmp_path, capsys):
     out = tmp_path / "ens"
     assert main(["train", "--layers", "784,32,10", "--data", str(small_mnist_dir), "--epochs", "1", "--ensemble",
                  "3", "--verbose", "0", "--out", str(out)]) == 0
@@ -38,7 +37,7 @@ def test_ensemble_option_trains_members_and_saves_their_average(small_mnist_dir,
     assert "ensemble of 3: test accuracy" in capsys.readouterr().out
 
 
-def test_regularizers_from_the_cli(small_mnist_dir, tmp_path):  # noqa: F811
+def test_regularizers_from_the_cli(small_mnist_dir, tmp_path):
     out = tmp_path / "reg"
     assert main(["train", "--layers", "784,64,32,10", "--data", str(small_mnist_dir), "--epochs", "2",
                  "--dropout", "0.2", "--batchnorm", "--activation", "leaky_relu", "--weight-decay", "1e-4",

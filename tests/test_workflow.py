@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import small_mnist_dir  # noqa: F401 - a fixture
 
 import mnistfast as mf
 from mnistfast.cli import main
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_dir(small_mnist_dir, tmp_path_factory):  # noqa: F811
+def run_dir(small_mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "std"
     assert main(["train", "--data", str(small_mnist_dir), "--epochs", "2", "--normalize", "standardize",
                  "--validation-split", "0.1", "--verbose", "0", "--out", str(out)]) == 0
@@ -32,13 +31,13 @@ def run_dir(small_mnist_dir, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def raw_test(small_mnist_dir):  # noqa: F811
+def raw_test(small_mnist_dir):
     (_, _), (Xt, yt) = mf.load_mnist(small_mnist_dir, normalize=None)
     return Xt, yt
 
 
 # -- preprocessing travels with the model ----------------------------------------------------------
-def test_standardized_model_predicts_raw_pixels_like_normalized_ones(run_dir, raw_test, small_mnist_dir):  # noqa: F811
+def test_standardized_model_predicts_raw_pixels_like_normalized_ones(run_dir, raw_test, small_mnist_dir):
     model = mf.load_model(run_dir / "model.npz")
     Xt, yt = raw_test
     assert Xt.dtype == np.uint8 and model.preprocessing.kind == "standardize"
@@ -74,7 +73,7 @@ def test_raw_pixels_into_a_model_without_preprocessing_is_an_error(mnist_small):
 
 
 # -- eval and predict --------------------------------------------------------------------------
-def test_eval_prints_and_writes_the_report(run_dir, raw_test, small_mnist_dir, capsys, tmp_path):  # noqa: F811
+def test_eval_prints_and_writes_the_report(run_dir, raw_test, small_mnist_dir, capsys, tmp_path):
     out = tmp_path / "eval.json"
     assert main(["eval", str(run_dir / "model.npz"), "--data", str(small_mnist_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -115,7 +114,7 @@ def test_predict_writes_a_valid_submission(run_dir, raw_test, tmp_path, capsys):
     np.testing.assert_array_equal(table[:, 1:].argmax(axis=1), labels)
 
 
-def test_predict_on_an_idx_file(run_dir, small_mnist_dir, raw_test, tmp_path):  # noqa: F811
+def test_predict_on_an_idx_file(run_dir, small_mnist_dir, raw_test, tmp_path):
     sub = tmp_path / "s.csv"
     assert main(["predict", str(run_dir / "model.npz"), "--data", str(small_mnist_dir), "--out", str(sub)]) == 0
     assert len(sub.read_text().splitlines()) == len(raw_test[1]) + 1
@@ -129,7 +128,7 @@ def check_png(path, min_size):
     assert img[..., :3].std() > 0.05  # not blank
 
 
-def test_plot_and_train_plots_write_readable_figures(run_dir, small_mnist_dir, tmp_path):  # noqa: F811
+def test_plot_and_train_plots_write_readable_figures(run_dir, small_mnist_dir, tmp_path):
     pytest.importorskip("matplotlib", reason="plots need matplotlib (pip install mnistfast[plot])")
     out = tmp_path / "figs"
     assert main(["plot", str(run_dir), "--out", str(out)]) == 0
@@ -151,7 +150,7 @@ SEARCH = ["--subset", "600", "--epochs", "2"]
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
-def test_search_with_sqlite(small_mnist_dir, tmp_path, sampler):  # noqa: F811
+def test_search_with_sqlite(small_mnist_dir, tmp_path, sampler):
     out = tmp_path / "search"
     assert main(["search", "--trials", "4", "--sampler", sampler, "--data", str(small_mnist_dir),
                  "--out", str(out), *SEARCH]) == 0
@@ -175,7 +174,7 @@ def run_workers(storage, study, out_root, data, n=2, trials=3):
     return outs
 
 
-def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):  # noqa: F811
+def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     run_workers(storage, "shared", tmp_path, small_mnist_dir)
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
@@ -228,7 +227,7 @@ def postgres():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_two_workers_share_a_postgresql_study(postgres, small_mnist_dir, tmp_path):  # noqa: F811
+def test_two_workers_share_a_postgresql_study(postgres, small_mnist_dir, tmp_path):
     run_workers(postgres, "pg-shared", tmp_path, small_mnist_dir)
     trials = optuna.load_study(study_name="pg-shared", storage=postgres).get_trials()
     assert len(trials) == 6

@@ -9,8 +9,6 @@ Every timing waits for the GPU before the clock stops; medians over interleaved 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from .bench import CNN_BATCH, CNN_LR, LR, cnn_epoch_flops, epoch_flops, gemm_flops, interleaved_medians

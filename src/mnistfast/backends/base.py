@@ -16,6 +16,8 @@ memory (``numpy`` and ``cpp``); the kernels are the subclasses'.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -35,6 +37,18 @@ def conv_geometry(fn, h, w, oh, ow, kernel, stride, padding):
     pad_bottom = max(0, (oh - 1) * sh + kh - ph - h)
     pad_right = max(0, (ow - 1) * sw + kw - pw - w)
     return kh, kw, sh, sw, ph, pw, pad_bottom, pad_right
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+
+
+def activation_code(fn, kind, alpha) -> int:
+    """The index of ``kind`` in ACTIVATIONS, after checking it and leaky_relu's alpha."""
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"{fn}: unknown activation {kind!r} ({', '.join(ACTIVATIONS)})")
+    if kind == "leaky_relu" and not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"{fn}: leaky_relu needs a finite alpha >= 0, got {alpha}")
+    return ACTIVATIONS.index(kind)
 
 
 class Backend:
@@ -81,8 +95,8 @@ class Backend:
             size = int(np.prod(shape, dtype=np.int64))
             views.append(flat[at : at + size].reshape(shape))
             at += size
-        if at != flat.size:
-            raise ValueError(f"split: shapes cover {at} elements, the buffer has {flat.size}")
+        if at != flat.shape[0]:
+            raise ValueError(f"split: shapes cover {at} elements, the buffer has {flat.shape[0]}")
         return views
 
     def take(self, src, idx, out):

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .base import Backend, conv_geometry, shape_str
+from .base import Backend, activation_code, conv_geometry, shape_str
 
 # Im2col patches are built for a chunk of images at a time, capped at this many floats (64 MiB),
 # so that a large evaluation batch does not allocate a patch matrix of gigabytes.
@@ -104,16 +104,6 @@ class CudaBackend(Backend):
         if x.shape != dst.shape:
             raise ValueError(f"copy_from_host: source has shape {x.shape}, destination {dst.shape}")
         dst.copy_to_device(np.ascontiguousarray(x, dtype=dst.dtype))
-
-    def split(self, flat, shapes):
-        views, at = [], 0
-        for shape in shapes:
-            size = int(np.prod(shape, dtype=np.int64))
-            views.append(flat[at : at + size].reshape(shape))
-            at += size
-        if at != flat.shape[0]:
-            raise ValueError(f"split: shapes cover {at} elements, the buffer has {flat.shape[0]}")
-        return views
 
     def from_foreign(self, a):
         """A zero-copy view of a foreign device array (CuPy, PyTorch CUDA, ...) that exports
@@ -369,17 +359,8 @@ class CudaBackend(Backend):
                   dbeta, dx)
 
     # -- elementwise ----------------------------------------------------------------------------
-    _ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
-
-    def _activation(self, fn, kind, alpha):
-        if kind not in self._ACTIVATIONS:
-            raise ValueError(f"{fn}: unknown activation {kind!r} ({', '.join(self._ACTIVATIONS)})")
-        if kind == "leaky_relu" and not (math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"{fn}: leaky_relu needs a finite alpha >= 0, got {alpha}")
-        return self._ACTIVATIONS.index(kind)
-
     def activation_forward(self, x, y, kind, alpha=0.0):
-        code = self._activation("activation_forward", kind, alpha)
+        code = activation_code("activation_forward", kind, alpha)
         self._arr("activation_forward", "x", x)
         self._arr("activation_forward", "y", y, shape=x.shape)
         n = int(np.prod(x.shape))
@@ -387,7 +368,7 @@ class CudaBackend(Backend):
         return y
 
     def activation_backward(self, dy, y, dx, kind, alpha=0.0):
-        code = self._activation("activation_backward", kind, alpha)
+        code = activation_code("activation_backward", kind, alpha)
         self._arr("activation_backward", "dy", dy)
         self._arr("activation_backward", "y", y, shape=dy.shape)
         self._arr("activation_backward", "dx", dx, shape=dy.shape)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .base import Backend, conv_geometry, shape_str
+from .base import Backend, activation_code, conv_geometry, shape_str
 
 # The counter-based dropout generator (SplitMix64), the same as csrc/elementwise.hpp.
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -275,16 +275,8 @@ class NumpyBackend(Backend):
         dx[...] = gamma * save_invstd * (dy - dbeta / r - xhat * dgamma / r)
 
     # -- elementwise ------------------------------------------------------------------------------
-    _ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
-
-    def _activation(self, fn, kind, alpha):
-        if kind not in self._ACTIVATIONS:
-            raise ValueError(f"{fn}: unknown activation {kind!r} ({', '.join(self._ACTIVATIONS)})")
-        if kind == "leaky_relu" and not (math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"{fn}: leaky_relu needs a finite alpha >= 0, got {alpha}")
-
     def activation_forward(self, x, y, kind, alpha=0.0):
-        self._activation("activation_forward", kind, alpha)
+        activation_code("activation_forward", kind, alpha)
         self._arr("activation_forward", "x", x)
         self._arr("activation_forward", "y", y, shape=x.shape, writable=True)
         if kind == "relu":
@@ -298,7 +290,7 @@ class NumpyBackend(Backend):
         return y
 
     def activation_backward(self, dy, y, dx, kind, alpha=0.0):
-        self._activation("activation_backward", kind, alpha)
+        activation_code("activation_backward", kind, alpha)
         self._arr("activation_backward", "dy", dy)
         self._arr("activation_backward", "y", y, shape=dy.shape)
         self._arr("activation_backward", "dx", dx, shape=dy.shape, writable=True)
