@@ -25,12 +25,13 @@ print("ready", flush=True)
 version = 0
 while True:
     version += 1
-    model = mf.MLP([784, 32, 10], seed=version)
+    model = mf.MLP([784, 256, 10], seed=version)
     model.fit(X, y, epochs=1, batch_size=64, verbose=0)
     total = float(sum(p.astype("float64").sum() for p in model.get_params()))
+    print("save", flush=True)
     write_directory(out, {"model.npz": model.save,
                           "history.json": lambda path: write_json(path, {"version": version, "param_sum": total})})
-    print(version, flush=True)
+    print("saved", flush=True)
 """
 
 
@@ -50,7 +51,13 @@ def test_kill_at_random_points_never_mixes_old_and_new(tmp_path):
     for trial in range(12):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.4))  # a few versions: training and saving interleave every ~20 ms
+        if trial % 2:  # anywhere: mostly while training
+            time.sleep(rng.uniform(0.0, 0.4))
+        else:  # just after a save begins (the nth), a few milliseconds into writing ~800 KB and fsyncs
+            saves = rng.randint(1, 3)
+            while saves:
+                saves -= proc.stdout.readline().strip() == "save"
+            time.sleep(rng.uniform(0.0, 0.004))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()

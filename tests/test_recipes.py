@@ -19,7 +19,7 @@ def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model,
     assert record["test_accuracy"] > floor
     printed = capsys.readouterr().out
     if model == "cnn-improved":
-        assert "RandomAffine(rotation=0.06, translation=0.06" in printed
+        assert "RandomAffine(rotation=0.03, translation=0.06, zoom=0.05" in printed
         assert record["config"]["validation_split"] == 0.1 and "val_loss" in record["epochs"][0]
     assert record["config"]["lr_schedule"] == "onecycle"
 
