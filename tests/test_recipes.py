@@ -35,6 +35,8 @@ def test_ensemble_option_trains_members_and_saves_their_average(small_mnist_dir,
     (_, _), (Xt, yt) = mf.load_mnist(small_mnist_dir, normalize=None)
     assert ens.evaluate(Xt, yt)["accuracy"] == pytest.approx(record["test_accuracy"])
     assert "ensemble of 3: test accuracy" in capsys.readouterr().out
+    assert main(["eval", str(out / "model.npz"), "--data", str(small_mnist_dir)]) == 0  # an ensemble file too
+    assert json.loads((out / "eval.json").read_text())["accuracy"] == pytest.approx(record["test_accuracy"])
 
 
 def test_regularizers_from_the_cli(small_mnist_dir, tmp_path):

@@ -24,6 +24,11 @@ class Ensemble:
                                  f"{first.input_shape} -> {first.n_classes}")
         self.n_classes = first.n_classes
 
+    @property
+    def preprocessing(self):
+        """The first member's (each member applies its own to raw pixels)."""
+        return self.models[0].preprocessing
+
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
         total = np.zeros((len(X), self.n_classes))
         for m in self.models:
