@@ -14,7 +14,7 @@ import numpy as np
 
 class RandomAffine:
     """Per image, uniformly at random: a rotation of up to ``rotation`` of a full turn either way
-    (0.06: +-21.6 degrees, as Keras' RandomRotation(0.06)), a shift of up to ``translation`` of
+    (0.06: +-21.6 degrees), a shift of up to ``translation`` of
     the image size in each direction, and a zoom by a factor in ``[1 - zoom, 1 + zoom]``."""
 
     def __init__(self, rotation: float = 0.0, translation: float = 0.0, zoom: float = 0.0, seed: int | None = None):

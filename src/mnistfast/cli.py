@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 
@@ -167,15 +166,16 @@ def cmd_eval(args) -> int:
     from .data import load_mnist
     from .metrics import classification_report, format_report
     from .model import load_model
+    from .preprocessing import model_input
     from .serialization import write_json
 
     out = Path(args.out) if args.out else Path(args.model).parent / "eval.json"
     check_output_dir(out.parent)
     model = load_model(args.model, backend=args.backend)
     (_, _), (X, y) = load_mnist(args.data, normalize=None, seed=args.seed)
-    if model.preprocessing is None:  # a model trained on float inputs through the API
-        X = X.astype(np.float32) / np.float32(255.0)
+    if model.preprocessing is None:
         print("note: the model records no preprocessing; evaluating on pixels scaled to [0, 1]")
+    X = model_input(model, X)
     scores = model.evaluate(X, y)
     report = {"model": str(args.model), "data": args.data or "bundled MNIST", "samples": int(len(y)),
               "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes)}
@@ -188,14 +188,13 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     from .model import load_model
+    from .preprocessing import model_input
     from .submission import load_images, write_probabilities, write_submission
 
     out = Path(args.out)
     check_output_dir(out.parent)
     model = load_model(args.model, backend=args.backend)
-    X = load_images(args.data)
-    if model.preprocessing is None:
-        X = X.astype(np.float32) / np.float32(255.0)
+    X = model_input(model, load_images(args.data))
     if args.proba:
         write_probabilities(out, model.predict_proba(X))
     else:

@@ -120,8 +120,9 @@ def run_figures(model, record: dict, X_test_raw, y_test) -> dict:
     """``{file name: writer(path)}`` for every figure of a run (see ``FIGURES``)."""
     from .metrics import confusion_matrix
 
-    X = X_test_raw if model.preprocessing is not None else X_test_raw.astype(np.float32) / np.float32(255)
-    pred = model.predict(X)
+    from .preprocessing import model_input
+
+    pred = model.predict(model_input(model, X_test_raw))
     figs = [learning_curves(record), confusion_matrix_figure(confusion_matrix(y_test, pred, model.n_classes)),
             misclassified_figure(X_test_raw, y_test, pred), first_layer_figure(model)]
     return {name: _saver(fig) for name, fig in zip(FIGURES, figs)}

@@ -74,3 +74,12 @@ class Preprocessing:
 def is_raw(X) -> bool:
     """Raw pixels: an integer array (see the module docstring)."""
     return np.asarray(X).dtype.kind in "iu"
+
+
+def model_input(model, X_raw) -> np.ndarray:
+    """Raw pixels as ``model`` takes them: unchanged when the model records a preprocessing (it
+    applies it), else scaled to [0, 1], the convention of ``load_mnist``'s default, which is what
+    a model trained on floats through the API has seen."""
+    if model.preprocessing is not None:
+        return X_raw
+    return np.asarray(X_raw).astype(np.float32) / np.float32(255.0)

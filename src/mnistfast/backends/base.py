@@ -118,6 +118,13 @@ class Backend:
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
         raise NotImplementedError
 
+    def _bn_check(self, fn, x, **vectors):
+        """Batch norm's arguments: ``x`` (rows, C) and per-column vectors of C (via ``self._arr``)."""
+        x = self._arr(fn, "x", x, 2)
+        for name, v in vectors.items():
+            self._arr(fn, name, v, shape=(x.shape[1],))
+        return x
+
     def xent_accumulate(self, logits, labels, dlogits, totals):
         """softmax_xent, with the results added to the float64 backend array ``totals`` of 4:
         ``[sum of row losses, correct count, this batch's mean loss, its correct count]``. Training

@@ -319,16 +319,10 @@ class CudaBackend(Backend):
     def global_avgpool_backward(self, dy, dx):
         dx = self._arr("global_avgpool_backward", "dx", dx, 4)
         self._arr("global_avgpool_backward", "dy", dy, shape=(dx.shape[0], dx.shape[3]))
-        self._run(self._ew.global_avgpool_backward, int(np.prod(dx.shape)), dy, dx)
+        self._run(self._conv.global_avgpool_backward, int(np.prod(dx.shape)), dy, dx)
         return dx
 
     # -- batch norm -----------------------------------------------------------------------------
-    def _bn_check(self, fn, x, **vectors):
-        x = self._arr(fn, "x", x, 2)
-        for name, v in vectors.items():
-            self._arr(fn, name, v, shape=(x.shape[1],))
-        return x
-
     def batchnorm_forward_train(self, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps,
                                 momentum):
         x = self._bn_check("batchnorm_forward_train", x, gamma=gamma, beta=beta, save_mean=save_mean,

@@ -233,12 +233,6 @@ class NumpyBackend(Backend):
         return dx
 
     # -- batch norm -------------------------------------------------------------------------------
-    def _bn_check(self, fn, x, **vectors):
-        x = self._arr(fn, "x", x, 2)
-        for name, v in vectors.items():
-            self._arr(fn, name, v, shape=(x.shape[1],))
-        return x
-
     def batchnorm_forward_train(self, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps,
                                 momentum):
         x = self._bn_check("batchnorm_forward_train", x, gamma=gamma, beta=beta, save_mean=save_mean,

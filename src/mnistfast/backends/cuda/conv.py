@@ -13,6 +13,17 @@ import math
 from numba import cuda, float32
 
 
+@cuda.jit(device=True)
+def nhwc_index(e, h, w, c):
+    """(n, y, x, ch) of flat element ``e`` of an (N, h, w, c) array."""
+    n = e // (h * w * c)
+    r = e - n * h * w * c
+    y = r // (w * c)
+    r -= y * w * c
+    x = r // c
+    return n, y, x, r - x * c
+
+
 @cuda.jit("void(float32[:, :, :, ::1], float32[:, ::1], int32, int32, int32, int32, int32, int32, int32, int32)")
 def im2col(x, cols, out_h, out_w, kh, kw, sh, sw, ph, pw):
     """cols[p, (ky * kw + kx) * c + ch] = x[n, oy*sh - ph + ky, ox*sw - pw + kx, ch] (zero outside)
@@ -40,12 +51,7 @@ def col2im(g, dx, out_h, out_w, kh, kw, sh, sw, ph, pw):
     """dx[n, iy, ix, ch] = sum of g[(n, oy, ox), (ky, kx, ch)] over the windows that cover it."""
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        n = e // (h * w * c)
-        r = e - n * h * w * c
-        iy = r // (w * c)
-        r -= iy * w * c
-        ix = r // c
-        ch = r - ix * c
+        n, iy, ix, ch = nhwc_index(e, h, w, c)
         s = float32(0.0)
         for ky in range(kh):
             ty = iy + ph - ky
@@ -65,12 +71,7 @@ def maxpool_forward(x, out, argmax, pool):
     w, c = x.shape[2], x.shape[3]
     oh, ow = out.shape[1], out.shape[2]
     for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        n = e // (oh * ow * c)
-        r = e - n * oh * ow * c
-        oy = r // (ow * c)
-        r -= oy * ow * c
-        ox = r // c
-        ch = r - ox * c
+        n, oy, ox, ch = nhwc_index(e, oh, ow, c)
         best = x[n, oy * pool, ox * pool, ch]
         at = (oy * pool * w + ox * pool) * c + ch
         for ky in range(pool):
@@ -90,12 +91,7 @@ def maxpool_backward(dy, argmax, out, dx, pool, relu_mask):
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     oh, ow = dy.shape[1], dy.shape[2]
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        n = e // (h * w * c)
-        r = e - n * h * w * c
-        y = r // (w * c)
-        r -= y * w * c
-        xx = r // c
-        ch = r - xx * c
+        n, y, xx, ch = nhwc_index(e, h, w, c)
         oy, ox = y // pool, xx // pool
         v = float32(0.0)
         if oy < oh and ox < ow and argmax[n, oy, ox, ch] == (y * w + xx) * c + ch:
@@ -111,12 +107,7 @@ def affine_warp(x, params, out):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cx, cy = float32(0.5) * float32(w - 1), float32(0.5) * float32(h - 1)
     for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        n = e // (h * w * c)
-        r = e - n * h * w * c
-        y = r // (w * c)
-        r -= y * w * c
-        xo = r // c
-        ch = r - xo * c
+        n, y, xo, ch = nhwc_index(e, h, w, c)
         u, v = float32(xo) - cx, float32(y) - cy
         sx = params[n, 0] * u + params[n, 1] * v + cx + params[n, 4]
         sy = params[n, 2] * u + params[n, 3] * v + cy + params[n, 5]
@@ -133,3 +124,12 @@ def affine_warp(x, params, out):
                     if 0 <= xx < w:
                         acc += wy * (ax if dx else float32(1.0) - ax) * x[n, yy, xx, ch]
         out[n, y, xo, ch] = acc
+
+
+@cuda.jit("void(float32[:, ::1], float32[:, :, :, ::1])")
+def global_avgpool_backward(dy, dx):
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    inv = float32(1.0) / float32(h * w)
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        n, y, xx, ch = nhwc_index(e, h, w, c)
+        dx[n, y, xx, ch] = dy[n, ch] * inv

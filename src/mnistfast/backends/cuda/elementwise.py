@@ -166,17 +166,3 @@ def batchnorm_input_grad(dy, x, gamma, save_mean, save_invstd, dgamma, dbeta, dx
         c = e - r * cols
         xhat = (x[r, c] - save_mean[c]) * save_invstd[c]
         dx[r, c] = gamma[c] * save_invstd[c] * (dy[r, c] - dbeta[c] * inv_rows - xhat * dgamma[c] * inv_rows)
-
-
-@cuda.jit("void(float32[:, ::1], float32[:, :, :, ::1])")
-def global_avgpool_backward(dy, dx):
-    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
-    plane = h * w * c
-    inv = float32(1.0) / float32(h * w)
-    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        n = e // plane
-        r = e - n * plane
-        y = r // (w * c)
-        r -= y * w * c
-        xx = r // c
-        dx[n, y, xx, r - xx * c] = dy[n, r - xx * c] * inv
