@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from . import __version__
 
 # Training defaults come from each preset's recipe (mnistfast.presets.RECIPES); a flag left at
