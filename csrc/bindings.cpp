@@ -19,6 +19,7 @@
 namespace mf {
 #if defined(__x86_64__) || defined(_M_X64)
 double fma_peak_gflops_avx2(long iters);
+double fma_peak_gflops_avx512(long iters);
 #endif
 }  // namespace mf
 
@@ -216,15 +217,15 @@ py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const 
 }
 
 py::object peak_gflops(long iters) {
+    // The peak of the ISA the selected GEMM kernel uses: the number its GFLOP/s are measured against.
     if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
 #if defined(__x86_64__) || defined(_M_X64)
-    bool avx2 = false;
-    for (auto k : mf::available_gemm_kernels()) avx2 = avx2 || k == mf::GemmKernel::Avx2;
-    if (avx2) {
+    const mf::GemmKernel k = mf::gemm_kernel();
+    if (k == mf::GemmKernel::Avx2 || k == mf::GemmKernel::Avx512) {
         double gflops;
         {
             py::gil_scoped_release nogil;
-            gflops = mf::fma_peak_gflops_avx2(iters);
+            gflops = k == mf::GemmKernel::Avx512 ? mf::fma_peak_gflops_avx512(iters) : mf::fma_peak_gflops_avx2(iters);
         }
         return py::float_(gflops);
     }

@@ -8,17 +8,28 @@
 
 namespace mf {
 
-void sgemm_blocked(const GemmArgs& g, MicroKernel kernel);
-
 namespace {
 
-bool cpu_has_avx2_fma() {
+// Cache blocking per tile shape (MC x KC block of A in L2, KC x NR sliver of B in L1, KC x NC
+// panel of B in L3). 6 x 16: A block 144 KiB, B sliver 16 KiB. 12 x 32: A block 144 KiB, B sliver
+// 32 KiB of a 48 KiB L1 with the 12 KiB A sliver beside it. Overridable only to sweep a new machine.
+#ifndef MNISTFAST_BLOCKING_YMM
+#define MNISTFAST_BLOCKING_YMM {144, 256, 2048}
+#endif
+#ifndef MNISTFAST_BLOCKING_ZMM
+#define MNISTFAST_BLOCKING_ZMM {144, 256, 2048}
+#endif
+constexpr Blocking BLOCKING_YMM MNISTFAST_BLOCKING_YMM;
+[[maybe_unused]] constexpr Blocking BLOCKING_ZMM MNISTFAST_BLOCKING_ZMM;
+
+bool cpu_supports(const char* what) {
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
+    if (std::string(what) == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (std::string(what) == "avx512") return __builtin_cpu_supports("avx512f");
 #endif
+    (void)what;
+    return false;
 }
 
 // Each calling thread carries its own choice: the Python backend object that issues a call sets it
@@ -27,20 +38,25 @@ thread_local GemmKernel tl_kernel = best_gemm_kernel();
 
 }  // namespace
 
-GemmKernel best_gemm_kernel() { return cpu_has_avx2_fma() ? GemmKernel::Avx2 : GemmKernel::Generic; }
+GemmKernel best_gemm_kernel() {
+    if (cpu_supports("avx512")) return GemmKernel::Avx512;
+    return cpu_supports("avx2") ? GemmKernel::Avx2 : GemmKernel::Generic;
+}
 
 const char* gemm_kernel_name(GemmKernel k) {
     switch (k) {
         case GemmKernel::Naive: return "naive";
         case GemmKernel::Generic: return "generic";
         case GemmKernel::Avx2: return "avx2";
+        case GemmKernel::Avx512: return "avx512";
     }
     return "?";
 }
 
 std::vector<GemmKernel> available_gemm_kernels() {
     std::vector<GemmKernel> ks{GemmKernel::Naive, GemmKernel::Generic};
-    if (cpu_has_avx2_fma()) ks.push_back(GemmKernel::Avx2);
+    if (cpu_supports("avx2")) ks.push_back(GemmKernel::Avx2);
+    if (cpu_supports("avx512")) ks.push_back(GemmKernel::Avx512);
     return ks;
 }
 
@@ -59,14 +75,15 @@ GemmKernel parse_gemm_kernel(const std::string& name) {
 void sgemm(const GemmArgs& g) {
     switch (tl_kernel) {
         case GemmKernel::Naive: return sgemm_naive(g);
-        case GemmKernel::Generic: return sgemm_blocked(g, micro_kernel_generic);
-        case GemmKernel::Avx2:
+        case GemmKernel::Generic: break;
 #if defined(__x86_64__) || defined(_M_X64)
-            return sgemm_blocked(g, micro_kernel_avx2);
+        case GemmKernel::Avx2: return sgemm_blocked<MR_YMM, NR_YMM>(g, micro_kernel_avx2, BLOCKING_YMM);
+        case GemmKernel::Avx512: return sgemm_blocked<MR_ZMM, NR_ZMM>(g, micro_kernel_avx512, BLOCKING_ZMM);
+#else
+        default: break;
 #endif
-            break;
     }
-    sgemm_blocked(g, micro_kernel_generic);
+    sgemm_blocked<MR_YMM, NR_YMM>(g, micro_kernel_generic, BLOCKING_YMM);
 }
 
 }  // namespace mf

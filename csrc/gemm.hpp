@@ -47,7 +47,7 @@ void sgemm(const GemmArgs& g);
 
 // Which implementation sgemm runs on the calling thread. The default is the fastest the CPU
 // supports; tests switch it to check every path on the same machine.
-enum class GemmKernel { Naive, Generic, Avx2 };
+enum class GemmKernel { Naive, Generic, Avx2, Avx512 };
 const char* gemm_kernel_name(GemmKernel k);
 std::vector<GemmKernel> available_gemm_kernels();
 GemmKernel best_gemm_kernel();

@@ -3,8 +3,8 @@
 //   for jc in N step NC           B panel  (KC x NC) lives in L3
 //     for pc in K step KC
 //       for ic in M step MC       A block  (MC x KC) lives in L2
-//         pack B panel, pack A block   (all threads together; full slivers of A^T are
-//                                       already MR floats per k and are read in place)
+//         pack B panel, pack A block   (all threads together; full slivers of A are
+//                                       read in place instead, see a_in_place)
 //         for jr in NC step NR    B sliver (KC x NR) lives in L1
 //           for ir in MC step MR
 //             micro-kernel
@@ -23,14 +23,6 @@ namespace mf {
 
 namespace {
 
-#ifndef MNISTFAST_MC  // overridable only to sweep the blocking on a new machine
-#define MNISTFAST_MC 144
-#define MNISTFAST_KC 256
-#define MNISTFAST_NC 2048
-#endif
-constexpr int MC = MNISTFAST_MC;  // 24 A slivers: 144 x 256 floats = 144 KiB of L2
-constexpr int KC = MNISTFAST_KC;  // B sliver 256 x 16 floats = 16 KiB of L1, A sliver 6 KiB
-constexpr int NC = MNISTFAST_NC;  // B panel 256 x 2048 floats = 2 MiB of L3
 // Below this many multiply-adds a second thread costs more (wake-up, barriers) than it saves.
 constexpr long MIN_PARALLEL_MACS = 64L * 64 * 64;
 
@@ -50,15 +42,20 @@ float* scratch(std::unique_ptr<float, AlignedFree>& buf, size_t& cap, size_t n) 
 }
 
 // One MR-row sliver of op(A)[i0 : i0+mr, p0 : p0+kc], zero-padded to MR rows.
+template <int MR>
 void pack_a_sliver(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst) {
     if (g.trans_a) {  // op(A)[i, p] = A[p, i]: MR consecutive floats per p
         for (int p = 0; p < kc; ++p) {
             const float* src = g.A + (p0 + p) * g.lda + i0;
             float* d = dst + p * MR;
-            for (int r = 0; r < mr; ++r) d[r] = src[r];
-            for (int r = mr; r < MR; ++r) d[r] = 0.0f;
+            if (mr == MR) {  // a constant count: inlined moves, not a memcpy call per k
+                for (int r = 0; r < MR; ++r) d[r] = src[r];
+            } else {
+                for (int r = 0; r < mr; ++r) d[r] = src[r];
+                for (int r = mr; r < MR; ++r) d[r] = 0.0f;
+            }
         }
-    } else if (mr == MR) {  // op(A)[i, p] = A[i, p]: six row streams, written in sliver order
+    } else if (mr == MR) {  // op(A)[i, p] = A[i, p]: MR row streams, written in sliver order
         const float* rows[MR];
         for (int r = 0; r < MR; ++r) rows[r] = g.A + (i0 + r) * g.lda + p0;
         for (int p = 0; p < kc; ++p)
@@ -74,6 +71,7 @@ void pack_a_sliver(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst
 }
 
 // One NR-column sliver of op(B)[p0 : p0+kc, j0 : j0+nr], zero-padded to NR columns.
+template <int NR>
 void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst) {
     if (g.trans_b) {  // op(B)[p, j] = B[j, p]: read each row of B along p
         for (int c = 0; c < nr; ++c) {
@@ -86,8 +84,12 @@ void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst
         for (int p = 0; p < kc; ++p) {
             const float* src = g.B + (p0 + p) * g.ldb + j0;
             float* d = dst + p * NR;
-            for (int c = 0; c < nr; ++c) d[c] = src[c];
-            for (int c = nr; c < NR; ++c) d[c] = 0.0f;
+            if (nr == NR) {
+                for (int c = 0; c < NR; ++c) d[c] = src[c];
+            } else {
+                for (int c = 0; c < nr; ++c) d[c] = src[c];
+                for (int c = nr; c < NR; ++c) d[c] = 0.0f;
+            }
         }
     }
 }
@@ -105,7 +107,9 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
+template <int MR, int NR>
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
+    const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
     if (g.M == 0 || g.N == 0) return;
     if (g.K == 0) return scale_only(g);
 
@@ -120,11 +124,13 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
     float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * kc_max);
     float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * kc_max);
 
-    // Full slivers of op(A) = A^T are MR consecutive floats per k already: read them in place,
-    // unless the row stride is a multiple of 1 KiB, which would fold the sliver's kc rows onto a
-    // few L1 sets. (op(B) = B would qualify too, but its strides - 512 B for a 128-wide layer,
-    // 4 KiB at N = 1024 - are exactly the aliasing kind: measured slower, so B is always packed.)
-    const bool a_in_place = g.trans_a && (g.lda % 256) != 0;
+    // Full slivers of A are read where they lie rather than packed: for op(A) = A^T the MR values
+    // of each k are already together; for op(A) = A the kernel reads MR row streams (it broadcasts
+    // one value at a time anyway, so packing would only copy). Not when the row stride is a
+    // multiple of 1 KiB, which would fold the sliver's rows onto a few L1 sets. (op(B) = B would
+    // qualify too, but its strides - 512 B for a 128-wide layer, 4 KiB at N = 1024 - are exactly
+    // the aliasing kind: measured slower, so B is always packed.)
+    const bool a_in_place = (g.lda % 256) != 0;
 
     const long macs = static_cast<long>(g.M) * g.N * g.K;
     [[maybe_unused]] const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
@@ -151,14 +157,14 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
 #pragma omp for schedule(static) nowait
 #endif
                         for (int s = 0; s < n_slivers; ++s)
-                            pack_b_sliver(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
+                            pack_b_sliver<NR>(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
                     }
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static)
 #endif
                     for (int s = 0; s < m_slivers; ++s) {
                         const int mr = std::min(MR, mc - s * MR);
-                        if (!(a_in_place && mr == MR)) pack_a_sliver(g, ic + s * MR, mr, pc, kc, a_pack + s * MR * kc);
+                        if (!(a_in_place && mr == MR)) pack_a_sliver<MR>(g, ic + s * MR, mr, pc, kc, a_pack + s * MR * kc);
                     }
                     // (implicit barrier: both packs are complete)
 
@@ -181,14 +187,20 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel) {
                         st.first_k = kb == 0;
                         st.last_k = kb == k_blocks - 1;
                         st.ep = &g.ep;
-                        const bool a_direct = a_in_place && st.mr == MR;
-                        const float* a = a_direct ? g.A + pc * g.lda + i0 : a_pack + ir * MR * kc;
-                        kernel(kc, a, a_direct ? g.lda : MR, b_pack + jr * NR * kc, NR, st);
+                        if (a_in_place && st.mr == MR) {
+                            if (g.trans_a) kernel(kc, g.A + pc * g.lda + i0, 1, g.lda, b_pack + jr * NR * kc, NR, st);
+                            else kernel(kc, g.A + i0 * g.lda + pc, g.lda, 1, b_pack + jr * NR * kc, NR, st);
+                        } else {
+                            kernel(kc, a_pack + ir * MR * kc, 1, MR, b_pack + jr * NR * kc, NR, st);
+                        }
                     }
                 }
             }
         }
     }
 }
+
+template void sgemm_blocked<MR_YMM, NR_YMM>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_ZMM, NR_ZMM>(const GemmArgs&, MicroKernel, const Blocking&);
 
 }  // namespace mf

@@ -1,10 +1,10 @@
 // The register-blocked heart of the packed GEMM: one MR x NR tile of C from packed slivers.
 //
-// Sliver layouts: a[p * a_step + r] = op(A)[i0 + r, p0 + p] for r < MR and
+// Sliver layouts: a[r * a_rs + p * a_cs] = op(A)[i0 + r, p0 + p] for r < MR and
 //                  b[p * b_step + c] = op(B)[p0 + p, j0 + c] for c < NR.
-// Packed slivers (zero-padded to full MR / NR) have a_step = MR, b_step = NR. A full sliver
-// whose MR (NR) values already lie together in memory is read in place, a_step = lda (ldb):
-// op(A) = A^T and op(B) = B need no packing.
+// Packed slivers (zero-padded to full MR / NR) have a_rs = 1, a_cs = MR and b_step = NR. A full
+// sliver of A can also be read where it lies: op(A) = A^T has a_rs = 1, a_cs = lda (MR values
+// together per k), op(A) = A has a_rs = lda, a_cs = 1 (MR row streams).
 #pragma once
 
 #include <cstddef>
@@ -13,8 +13,12 @@
 
 namespace mf {
 
-constexpr int MR = 6;   // rows of C per micro-kernel: 6 x 2 AVX2 accumulators + 2 B + 1 A = 15 of 16 ymm
-constexpr int NR = 16;  // columns of C per micro-kernel: two 8-float vectors
+// Tile shapes, sized to the register file: MR rows x NR columns of accumulators, plus the B
+// vectors and one broadcast A value.
+constexpr int MR_YMM = 6;   // generic and AVX2: 6 x 2 ymm accumulators + 2 B + 1 A = 15 of 16 ymm
+constexpr int NR_YMM = 16;
+constexpr int MR_ZMM = 12;  // AVX-512: 12 x 2 zmm accumulators + 2 B + 1 A = 27 of 32 zmm
+constexpr int NR_ZMM = 32;
 
 // Where a computed tile goes and what happens on the way.
 struct TileStore {
@@ -28,7 +32,8 @@ struct TileStore {
     const Epilogue* ep;
 };
 
-// Merges a finished MR x NR accumulator (row-major) into C, element by element.
+// Merges a finished accumulator (row-major, NR per row) into C, element by element.
+template <int NR>
 static inline void store_tile_scalar(const float* acc, const TileStore& st) {
     for (int r = 0; r < st.mr; ++r) {
         float* crow = st.C + r * st.ldc;
@@ -42,14 +47,26 @@ static inline void store_tile_scalar(const float* acc, const TileStore& st) {
     }
 }
 
-using MicroKernel = void (*)(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
-                             const TileStore& st);
+using MicroKernel = void (*)(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                             std::ptrdiff_t b_step, const TileStore& st);
 
-void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
-                          const TileStore& st);
+// Cache blocking around a micro-kernel (see gemm_blocked.cpp): an MC x KC block of A in L2, a
+// KC x NR sliver of B in L1, a KC x NC panel of B in L3.
+struct Blocking {
+    int mc, kc, nc;
+};
+
+// The blocked driver for an MR x NR micro-kernel (instantiated for the two tile shapes above).
+template <int MR, int NR>
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
+
+void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                          std::ptrdiff_t b_step, const TileStore& st);
 #if defined(__x86_64__) || defined(_M_X64)
-void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
-                       const TileStore& st);
+void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                       std::ptrdiff_t b_step, const TileStore& st);
+void micro_kernel_avx512(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                         std::ptrdiff_t b_step, const TileStore& st);
 #endif
 
 }  // namespace mf

@@ -10,6 +10,8 @@ namespace mf {
 
 namespace {
 
+constexpr int MR = MR_YMM, NR = NR_YMM;
+
 // lanes_mask(n): the first n of 8 lanes on (n clamped to 0..8), for masked loads and stores.
 inline __m256i lanes_mask(int n) {
     alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -72,50 +74,42 @@ inline void store_tile(const __m256 (&acc)[MR][2], const TileStore& st) {
         store_row<Masked>(acc[r][0], acc[r][1], st.C + r * st.ldc, st.i0 + r, st, mlo, mhi);
 }
 
+// The K loop, for A read from a packed sliver or a column of A^T (MR values together per k:
+// RowStreams = false) or straight from MR rows of A (RowStreams = true).
+template <bool RowStreams>
+inline void k_loop(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                   std::ptrdiff_t b_step, __m256 (&acc)[MR][2]) {
+    const std::ptrdiff_t rs = RowStreams ? a_rs : 1;
+#pragma GCC unroll 4
+    for (int p = 0; p < kc; ++p, a += a_cs, b += b_step) {
+        const __m256 b0 = _mm256_loadu_ps(b);  // unaligned: B may be read in place
+        const __m256 b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) {
+            const __m256 ar = _mm256_broadcast_ss(a + r * rs);
+            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+}
+
 }  // namespace
 
-void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_step, const float* b, std::ptrdiff_t b_step,
-                       const TileStore& st) {
+void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                       std::ptrdiff_t b_step, const TileStore& st) {
     static_assert(MR == 6 && NR == 16, "the AVX2 kernel is written for a 6 x 16 tile");
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    __m256 acc[MR][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
 
     // C is touched only after the K loop; start fetching its rows now so the store does not stall.
     for (int r = 0; r < st.mr; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc + NR - 1), _MM_HINT_T0);
     }
+    if (a_rs == 1) k_loop<false>(kc, a, a_rs, a_cs, b, b_step, acc);
+    else k_loop<true>(kc, a, a_rs, a_cs, b, b_step, acc);
 
-#pragma GCC unroll 4
-    for (int p = 0; p < kc; ++p, a += a_step, b += b_step) {
-        const __m256 b0 = _mm256_loadu_ps(b);  // unaligned: B may be read in place
-        const __m256 b1 = _mm256_loadu_ps(b + 8);
-        __m256 ar;
-        ar = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(ar, b0, c00);
-        c01 = _mm256_fmadd_ps(ar, b1, c01);
-        ar = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(ar, b0, c10);
-        c11 = _mm256_fmadd_ps(ar, b1, c11);
-        ar = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(ar, b0, c20);
-        c21 = _mm256_fmadd_ps(ar, b1, c21);
-        ar = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(ar, b0, c30);
-        c31 = _mm256_fmadd_ps(ar, b1, c31);
-        ar = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(ar, b0, c40);
-        c41 = _mm256_fmadd_ps(ar, b1, c41);
-        ar = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(ar, b0, c50);
-        c51 = _mm256_fmadd_ps(ar, b1, c51);
-    }
-
-    const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (st.mr == MR && st.nr == NR) store_tile<false>(acc, st);
     else store_tile<true>(acc, st);
 }
