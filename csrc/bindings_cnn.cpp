@@ -155,17 +155,21 @@ py::array maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, 
     expect_shape(fn, "argmax", arg, {N, H / pool, W / pool, C});
     expect_shape(fn, "out", out, {N, H / pool, W / pool, C});
     expect_no_alias(fn, "dx", dx, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}});
-    // argmax decides where we write: every entry must point inside its own image.
+    // argmax decides where we write: the kernel skips and counts entries outside their image; the
+    // first one is then named here (the scan runs only on that error path).
     const auto* a = static_cast<const int32_t*>(arg.data());
     const long image = static_cast<long>(H) * W * C;
-    for (py::ssize_t k = 0; k < arg.size(); ++k) {
-        if (a[k] < 0 || a[k] >= image)
-            throw py::value_error(std::string(fn) + ": argmax entry " + to_string(k) + " = " + to_string(a[k]) +
-                                  " is outside an image of " + to_string(image) + " elements");
-    }
+    long outside;
     {
         py::gil_scoped_release nogil;
-        mf::maxpool_backward(fptr(dy), a, fptr(out), relu_mask, N, H, W, C, pool, fptr_mut(dx));
+        outside = mf::maxpool_backward(fptr(dy), a, fptr(out), relu_mask, N, H, W, C, pool, fptr_mut(dx));
+    }
+    if (outside) {
+        for (py::ssize_t k = 0; k < arg.size(); ++k) {
+            if (a[k] < 0 || a[k] >= image)
+                throw py::value_error(std::string(fn) + ": argmax entry " + to_string(k) + " = " + to_string(a[k]) +
+                                      " is outside an image of " + to_string(image) + " elements");
+        }
     }
     return dx;
 }

@@ -1,7 +1,6 @@
 #include "conv.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "gemm.hpp"
@@ -43,41 +42,75 @@ void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, co
 
 }  // namespace
 
+// For a fixed kernel row ky, the KW taps of a patch are KW neighbouring pixels: in channels-last
+// storage one contiguous run of KW * C floats, copied (or summed) as a whole. Runs this short
+// (3 floats for a 3x3 kernel on one channel) are copied by a plain loop, which CMakeLists.txt keeps
+// GCC from turning back into a memcpy call per run.
+namespace {
+
+inline void copy_run(const float* __restrict src, int n, float* __restrict dst) {
+    switch (n) {  // the first layer's runs (one channel): constant counts, so no loop at all
+        case 3: dst[0] = src[0], dst[1] = src[1], dst[2] = src[2]; return;
+        case 5: dst[0] = src[0], dst[1] = src[1], dst[2] = src[2], dst[3] = src[3], dst[4] = src[4]; return;
+        default: for (int i = 0; i < n; ++i) dst[i] = src[i];
+    }
+}
+
+inline void add_run(const float* __restrict src, int n, float* __restrict dst) {
+    for (int i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+}  // namespace
+
 void im2col(const float* x, const ConvGeom& g, int n0, int count, float* cols) {
-    const long per_image = static_cast<long>(g.OH) * g.OW;
-    const int patch = g.patch();
-    const size_t run = static_cast<size_t>(g.C) * sizeof(float);
-    for (long r = 0; r < count * per_image; ++r) {
-        const int n = n0 + static_cast<int>(r / per_image);
-        const int oy = static_cast<int>((r / g.OW) % g.OH), ox = static_cast<int>(r % g.OW);
-        float* dst = cols + r * patch;
-        for (int ky = 0; ky < g.KH; ++ky) {
-            const int iy = oy * g.SH - g.PH + ky;
-            for (int kx = 0; kx < g.KW; ++kx, dst += g.C) {
-                const int ix = ox * g.SW - g.PW + kx;
-                if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) std::memcpy(dst, x + pixel(g, n, iy, ix), run);
-                else std::fill(dst, dst + g.C, 0.0f);
+    const int run = g.KW * g.C;
+    float* dst = cols;
+    for (int n = n0; n < n0 + count; ++n) {
+        for (int oy = 0; oy < g.OH; ++oy) {
+            for (int ox = 0; ox < g.OW; ++ox) {
+                const int ix0 = ox * g.SW - g.PW;
+                const bool inside_x = ix0 >= 0 && ix0 + g.KW <= g.W;
+                for (int ky = 0; ky < g.KH; ++ky, dst += run) {
+                    const int iy = oy * g.SH - g.PH + ky;
+                    if (iy < 0 || iy >= g.H) {
+                        std::fill(dst, dst + run, 0.0f);
+                    } else if (inside_x) {
+                        copy_run(x + pixel(g, n, iy, ix0), run, dst);
+                    } else {
+                        for (int kx = 0; kx < g.KW; ++kx) {
+                            const int ix = ix0 + kx;
+                            float* d = dst + kx * g.C;
+                            if (ix >= 0 && ix < g.W) copy_run(x + pixel(g, n, iy, ix), g.C, d);
+                            else std::fill(d, d + g.C, 0.0f);
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 void col2im(const float* cols, const ConvGeom& g, int n0, int count, float* dx) {
-    const int patch = g.patch();
-    const long per_image = static_cast<long>(g.OH) * g.OW;
+    const int run = g.KW * g.C;
+    const float* src = cols;
     for (int n = n0; n < n0 + count; ++n) {
         float* img = dx + pixel(g, n, 0, 0);
         std::fill(img, img + static_cast<long>(g.H) * g.W * g.C, 0.0f);
-        for (long q = 0; q < per_image; ++q) {
-            const int oy = static_cast<int>(q / g.OW), ox = static_cast<int>(q % g.OW);
-            const float* src = cols + ((n - n0) * per_image + q) * patch;
-            for (int ky = 0; ky < g.KH; ++ky) {
-                const int iy = oy * g.SH - g.PH + ky;
-                for (int kx = 0; kx < g.KW; ++kx, src += g.C) {
-                    const int ix = ox * g.SW - g.PW + kx;
-                    if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                    float* d = img + (static_cast<long>(iy) * g.W + ix) * g.C;
-                    for (int c = 0; c < g.C; ++c) d[c] += src[c];
+        for (int oy = 0; oy < g.OH; ++oy) {
+            for (int ox = 0; ox < g.OW; ++ox) {
+                const int ix0 = ox * g.SW - g.PW;
+                const bool inside_x = ix0 >= 0 && ix0 + g.KW <= g.W;
+                for (int ky = 0; ky < g.KH; ++ky, src += run) {
+                    const int iy = oy * g.SH - g.PH + ky;
+                    if (iy < 0 || iy >= g.H) continue;
+                    if (inside_x) {
+                        add_run(src, run, dx + pixel(g, n, iy, ix0));
+                    } else {
+                        for (int kx = 0; kx < g.KW; ++kx) {
+                            const int ix = ix0 + kx;
+                            if (ix >= 0 && ix < g.W) add_run(src + kx * g.C, g.C, dx + pixel(g, n, iy, ix));
+                        }
+                    }
                 }
             }
         }
@@ -109,9 +142,12 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
     const size_t dw_size = static_cast<size_t>(patch) * g.F;
-    // Chunk k writes its weight (and bias) gradient into partial k; they are summed in order below.
-    std::vector<float> partial(chunks > 1 ? dw_size * (chunks - 1) : 0);
-    std::vector<float> partial_db(db ? static_cast<size_t>(g.F) * chunks : 0);
+    // Chunk k writes its weight (and bias) gradient into partial k; they are summed in order below,
+    // so the result does not depend on the thread count. The buffers persist per calling thread: a
+    // fresh multi-MiB allocation each step would be paid again in page faults.
+    thread_local std::vector<float> partial_buf, partial_db_buf;
+    float* partial = scratch(partial_buf, chunks > 1 ? dw_size * (chunks - 1) : 0);
+    float* partial_db = scratch(partial_db_buf, db ? static_cast<size_t>(g.F) * chunks : 0);
     MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
         thread_local std::vector<float> cols_buf, dcols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
@@ -123,9 +159,9 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
             im2col(x, g, n0, count, c);
             cols = c;
         }
-        float* dwk = k == 0 ? dw : partial.data() + (k - 1) * dw_size;
+        float* dwk = k == 0 ? dw : partial + (k - 1) * dw_size;
         gemm_1t(true, false, patch, g.F, rows, cols, patch, dyk, g.F, dwk, g.F);
-        if (db) bias_grad(dyk, rows, g.F, partial_db.data() + static_cast<size_t>(k) * g.F);  // dy chunk is in cache
+        if (db) bias_grad(dyk, rows, g.F, partial_db + static_cast<size_t>(k) * g.F);  // dy chunk is in cache
         if (dx) {
             if (g.pointwise()) {
                 gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dx + pixel(g, n0, 0, 0), patch);
@@ -137,11 +173,11 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
         }
     }
     for (int k = 1; k < chunks; ++k) {
-        const float* p = partial.data() + (k - 1) * dw_size;
+        const float* p = partial + (k - 1) * dw_size;
         for (size_t i = 0; i < dw_size; ++i) dw[i] += p[i];
     }
     if (db) {
-        std::copy(partial_db.begin(), partial_db.begin() + g.F, db);
+        std::copy(partial_db, partial_db + g.F, db);
         for (int k = 1; k < chunks; ++k)
             for (int f = 0; f < g.F; ++f) db[f] += partial_db[static_cast<size_t>(k) * g.F + f];
     }

@@ -15,17 +15,25 @@ void relu_backward(const float* dy, const float* y, float* dx, long n) {
 
 void bias_grad(const float* dy, int rows, int cols, float* db) {
     // Rows outer so the inner loop runs along memory and vectorizes; threads own column blocks.
-    // Each column is still summed top to bottom, so the result is independent of the threads.
-    constexpr int COL_BLOCK = 64;
+    // Four rows go into four partial sums (a fixed order, combined at the end), so consecutive rows
+    // do not wait on each other's additions. The result is independent of the thread count.
+    constexpr int COL_BLOCK = 64, LANES = 4;
     const int blocks = (cols + COL_BLOCK - 1) / COL_BLOCK;
     MF_PARALLEL_FOR_IF(static_cast<long>(rows) * cols >= MIN_PARALLEL_ELEMS && blocks > 1)(int blk = 0; blk < blocks; ++blk) {
-        const int j0 = blk * COL_BLOCK, j1 = std::min(cols, j0 + COL_BLOCK);
-        float* out = db + j0;
-        std::fill(out, out + (j1 - j0), 0.0f);
-        for (int i = 0; i < rows; ++i) {
-            const float* row = dy + static_cast<long>(i) * cols + j0;
-            for (int j = 0; j < j1 - j0; ++j) out[j] += row[j];
+        const int j0 = blk * COL_BLOCK, w = std::min(cols, j0 + COL_BLOCK) - j0;
+        float acc[LANES][COL_BLOCK] = {};
+        int i = 0;
+        for (; i + LANES <= rows; i += LANES) {
+            for (int l = 0; l < LANES; ++l) {
+                const float* __restrict row = dy + static_cast<long>(i + l) * cols + j0;
+                for (int j = 0; j < w; ++j) acc[l][j] += row[j];
+            }
         }
+        for (; i < rows; ++i) {
+            const float* __restrict row = dy + static_cast<long>(i) * cols + j0;
+            for (int j = 0; j < w; ++j) acc[0][j] += row[j];
+        }
+        for (int j = 0; j < w; ++j) db[j0 + j] = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
     }
 }
 

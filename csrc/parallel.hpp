@@ -7,9 +7,11 @@
 #define MF_PARALLEL_FOR MF_PRAGMA(omp parallel for schedule(static)) for
 // Only goes parallel when `cond` holds: waking a second thread costs microseconds.
 #define MF_PARALLEL_FOR_IF(cond) MF_PRAGMA(omp parallel for schedule(static) if (cond)) for
+#define MF_PARALLEL_FOR_REDUCE_IF(cond, sum) MF_PRAGMA(omp parallel for schedule(static) if (cond) reduction(+ : sum)) for
 #else
 #define MF_PARALLEL_FOR for
 #define MF_PARALLEL_FOR_IF(cond) for
+#define MF_PARALLEL_FOR_REDUCE_IF(cond, sum) for
 #endif
 
 namespace mf {

@@ -10,10 +10,11 @@ namespace mf {
 // of the input element that won (the first one on ties), for the backward pass.
 void maxpool_forward(const float* x, int N, int H, int W, int C, int P, float* out, int32_t* argmax);
 
-// dx = 0, then dx[argmax[o]] = dy[o]. With relu_mask the gradient is also zeroed where out <= 0:
+// dx = 0, then dx[argmax[o]] = dy[o]; returns how many argmax entries lie outside their image (those
+// are skipped; the caller reports them: argmax may come from a user). With relu_mask the gradient is also zeroed where out <= 0:
 // the ReLU derivative of the layer below, applied on the pooled tensor, which is P*P times smaller
 // (max and ReLU commute, so out > 0 exactly where the winning input is > 0).
-void maxpool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, int N, int H, int W,
+long maxpool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, int N, int H, int W,
                       int C, int P, float* dx);
 
 // Mean over the HW positions of each channel: x (N, HW, C) -> out (N, C), and its gradient.
