@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "conv_direct.hpp"
 #include "gemm.hpp"
 #include "layers.hpp"
 #include "parallel.hpp"
@@ -118,10 +119,14 @@ void col2im(const float* cols, const ConvGeom& g, int n0, int count, float* dx) 
 }
 
 void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    if (conv1ch_forward(x, w, bias, out, g, relu)) return;  // one input channel: no patch matrix
     const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
+    // The GEMM kernel choice is per thread (gemm.hpp): OpenMP workers get the caller's.
+    const GemmKernel kernel = gemm_kernel();
     MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
+        use_gemm_kernel(kernel);
         thread_local std::vector<float> cols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
         const long rows = count * per_image;
@@ -138,6 +143,7 @@ void conv2d_forward(const float* x, const float* w, const float* bias, float* ou
 
 void conv2d_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
                      const ConvGeom& g) {
+    if (!dx && conv1ch_backward(dy, x, dw, db, g)) return;  // a first layer with one channel
     const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
@@ -148,7 +154,9 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
     thread_local std::vector<float> partial_buf, partial_db_buf;
     float* partial = scratch(partial_buf, chunks > 1 ? dw_size * (chunks - 1) : 0);
     float* partial_db = scratch(partial_db_buf, db ? static_cast<size_t>(g.F) * chunks : 0);
+    const GemmKernel kernel = gemm_kernel();  // for the OpenMP workers, as in the forward pass
     MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
+        use_gemm_kernel(kernel);
         thread_local std::vector<float> cols_buf, dcols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
         const int rows = static_cast<int>(count * per_image);

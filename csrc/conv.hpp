@@ -1,4 +1,5 @@
-// 2-D convolution on channels-last (NHWC) images, as im2col + the packed GEMM.
+// 2-D convolution on channels-last (NHWC) images, as im2col + the packed GEMM (a single input
+// channel at stride 1 goes to the direct kernel of conv_direct.hpp instead).
 //
 //   cols[(n, oy, ox), (ky, kx, c)] = x[n, oy*SH - PH + ky, ox*SW - PW + kx, c]   (0 outside)
 //   out[(n, oy, ox), f]            = cols @ w + bias          (w is (KH*KW*C, F))

@@ -1,0 +1,33 @@
+// Direct convolution for a single input channel (the first layer of an MNIST net), stride 1.
+//
+//   out[n, oy, ox, f] = bias[f] + sum_{ky, kx} xp[n, oy + ky, ox + kx] * w[ky, kx, f]
+//   dw[ky, kx, f]     = sum_{n, oy, ox} xp[n, oy + ky, ox + kx] * dy[n, oy, ox, f]
+//
+// (xp: the image with its zero padding.) With one channel a patch row has only KH*KW floats, so
+// im2col + GEMM spends its time building the patch matrix and packing it; here each output pixel
+// is KH*KW broadcasts times a vector of F weights, with a block of pixels in registers. The code is
+// plain C++ that the compiler vectorizes along F, compiled once per ISA (conv_direct_<isa>.cpp) and
+// picked with the GEMM kernel. Each entry point returns false for a geometry it does not handle;
+// the caller then takes the im2col path.
+#pragma once
+
+#include "conv.hpp"
+
+namespace mf {
+
+bool conv1ch_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu);
+bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g);
+
+// One set per ISA, declared for the dispatcher (conv_direct.cpp).
+#define MF_DECLARE_CONV1CH(isa)                                                                                   \
+    namespace isa {                                                                                               \
+    bool conv1ch_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g,       \
+                         bool relu);                                                                              \
+    bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g);              \
+    }
+MF_DECLARE_CONV1CH(generic)
+MF_DECLARE_CONV1CH(avx2)
+MF_DECLARE_CONV1CH(avx512)
+#undef MF_DECLARE_CONV1CH
+
+}  // namespace mf

@@ -1,0 +1,208 @@
+// The single-channel direct convolution (see conv_direct.hpp), written once. conv_direct_<isa>.cpp
+// includes it with MF_ISA set to its namespace and compiles it with that ISA's flags.
+#ifndef MF_ISA
+#error "define MF_ISA (the namespace for this ISA) before including conv_direct_impl.hpp"
+#endif
+
+#include <algorithm>
+#include <vector>
+
+#include "conv_direct.hpp"
+#include "parallel.hpp"
+
+namespace mf {
+namespace MF_ISA {
+namespace {
+
+constexpr int PIXEL_BLOCK = 4;  // output pixels per register block in the forward pass
+constexpr int IMAGE_CHUNK = 8;  // images per weight-gradient partial (summed in chunk order)
+
+// The vector registers this ISA has: how many floats each holds, and how many there are.
+#if defined(__AVX512F__)
+constexpr int VEC_FLOATS = 16, VEC_REGS = 32;
+#elif defined(__AVX__)
+constexpr int VEC_FLOATS = 8, VEC_REGS = 16;
+#else
+constexpr int VEC_FLOATS = 4, VEC_REGS = 16;
+#endif
+
+// The weight gradient keeps one kernel row (KW x F) of sums in registers. Where two copies fit,
+// even and odd pixels get their own, so twice as many independent FMA chains hide the latency.
+template <int KW, int F>
+constexpr int pixel_sums() {
+    return 2 * KW * ((F + VEC_FLOATS - 1) / VEC_FLOATS) <= VEC_REGS - 4 ? 2 : 1;
+}
+
+// The padded image is (OH + KH - 1) x (OW + KW - 1): exactly what the valid convolution reads.
+struct Padded {
+    int Hp, Wp;
+    explicit Padded(const ConvGeom& g) : Hp(g.OH + g.KH - 1), Wp(g.OW + g.KW - 1) {}
+    long size() const { return static_cast<long>(Hp) * Wp; }
+};
+
+// Image n of x, zero-padded (PH rows above, PW columns left; the rest of the frame below/right).
+void pad_image(const float* x, const ConvGeom& g, const Padded& p, int n, float* dst) {
+    std::fill(dst, dst + p.size(), 0.0f);
+    const float* img = x + static_cast<long>(n) * g.H * g.W;
+    const int rows = std::min(g.H, p.Hp - g.PH), cols = std::min(g.W, p.Wp - g.PW);
+    for (int y = 0; y < rows; ++y) std::copy(img + y * g.W, img + y * g.W + cols, dst + (y + g.PH) * p.Wp + g.PW);
+}
+
+// NB output pixels of one row: `in` is the padded image at (oy, ox0), `out` their F outputs each.
+template <int F, int NB>
+inline void forward_pixels(const float* __restrict in, int Wp, const float* __restrict w, int KH, int KW,
+                           const float* __restrict bias, bool relu, float* __restrict out) {
+    float acc[NB][F];
+    for (int p = 0; p < NB; ++p)
+        for (int f = 0; f < F; ++f) acc[p][f] = bias ? bias[f] : 0.0f;
+    for (int ky = 0; ky < KH; ++ky) {
+        for (int kx = 0; kx < KW; ++kx) {
+            const float* __restrict wt = w + (ky * KW + kx) * F;
+            const float* __restrict r = in + ky * Wp + kx;
+            for (int p = 0; p < NB; ++p) {
+                const float v = r[p];
+                for (int f = 0; f < F; ++f) acc[p][f] += v * wt[f];
+            }
+        }
+    }
+    for (int p = 0; p < NB; ++p) {
+        for (int f = 0; f < F; ++f) {
+            const float v = acc[p][f];
+            out[p * F + f] = relu ? (v > 0.0f ? v : 0.0f) : v;  // NaN -> 0, as the GEMM epilogue
+        }
+    }
+}
+
+template <int F>
+void forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    const Padded pd(g);
+    MF_PARALLEL_FOR_IF(g.rows() * F * g.KH * g.KW >= MIN_PARALLEL_ELEMS)(int n = 0; n < g.N; ++n) {
+        thread_local std::vector<float> buf;
+        if (static_cast<long>(buf.size()) < pd.size()) buf.resize(pd.size());
+        pad_image(x, g, pd, n, buf.data());
+        for (int oy = 0; oy < g.OH; ++oy) {
+            const float* in = buf.data() + oy * pd.Wp;
+            float* o = out + (static_cast<long>(n) * g.OH + oy) * g.OW * F;
+            int ox = 0;
+            for (; ox + PIXEL_BLOCK <= g.OW; ox += PIXEL_BLOCK)
+                forward_pixels<F, PIXEL_BLOCK>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
+            for (; ox < g.OW; ++ox) forward_pixels<F, 1>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
+        }
+    }
+}
+
+// Images [n0, n1): dw_part (KH*KW*F) and db_part (F, if not null) for those images alone.
+template <int KW, int F>
+void backward_chunk(const float* dy, const float* x, const ConvGeom& g, int n0, int n1, float* padded,
+                    float* __restrict dw_part, float* __restrict db_part) {
+    const Padded pd(g);
+    for (int n = n0; n < n1; ++n) pad_image(x, g, pd, n, padded + (n - n0) * pd.size());
+    constexpr int SUMS = pixel_sums<KW, F>();
+    for (int ky = 0; ky < g.KH; ++ky) {
+        float acc[SUMS][KW][F] = {};  // one kernel row of dw, over every pixel of the chunk
+        for (int n = n0; n < n1; ++n) {
+            for (int oy = 0; oy < g.OH; ++oy) {
+                const float* __restrict r = padded + (n - n0) * pd.size() + (oy + ky) * pd.Wp;
+                const float* __restrict d = dy + (static_cast<long>(n) * g.OH + oy) * g.OW * F;
+                int ox = 0;
+                for (; ox + SUMS <= g.OW; ox += SUMS) {
+                    for (int h = 0; h < SUMS; ++h) {
+                        for (int kx = 0; kx < KW; ++kx) {
+                            const float v = r[ox + h + kx];
+                            for (int f = 0; f < F; ++f) acc[h][kx][f] += v * d[(ox + h) * F + f];
+                        }
+                    }
+                }
+                for (; ox < g.OW; ++ox) {
+                    for (int kx = 0; kx < KW; ++kx) {
+                        const float v = r[ox + kx];
+                        for (int f = 0; f < F; ++f) acc[0][kx][f] += v * d[ox * F + f];
+                    }
+                }
+            }
+        }
+        for (int kx = 0; kx < KW; ++kx) {
+            for (int f = 0; f < F; ++f) {
+                float sum = acc[0][kx][f];
+                for (int h = 1; h < SUMS; ++h) sum += acc[h][kx][f];
+                dw_part[(ky * KW + kx) * F + f] = sum;
+            }
+        }
+    }
+    if (db_part) {
+        float acc[F] = {};
+        const float* __restrict d = dy + static_cast<long>(n0) * g.OH * g.OW * F;
+        for (long q = 0; q < static_cast<long>(n1 - n0) * g.OH * g.OW; ++q)
+            for (int f = 0; f < F; ++f) acc[f] += d[q * F + f];
+        std::copy(acc, acc + F, db_part);
+    }
+}
+
+template <int KW, int F>
+void backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g) {
+    const int chunks = (g.N + IMAGE_CHUNK - 1) / IMAGE_CHUNK;
+    const long dw_size = static_cast<long>(g.KH) * KW * F;
+    // Chunk k's partials, summed in chunk order below: the result does not depend on the thread count.
+    thread_local std::vector<float> partial;
+    partial.resize(static_cast<size_t>(chunks) * (dw_size + F));
+    float* part = partial.data();
+    const Padded pd(g);
+    MF_PARALLEL_FOR_IF(chunks > 1 && g.rows() * F * g.KH * KW >= MIN_PARALLEL_ELEMS)(int k = 0; k < chunks; ++k) {
+        thread_local std::vector<float> padded;
+        if (static_cast<long>(padded.size()) < IMAGE_CHUNK * pd.size()) padded.resize(IMAGE_CHUNK * pd.size());
+        float* pk = part + static_cast<long>(k) * (dw_size + F);
+        backward_chunk<KW, F>(dy, x, g, k * IMAGE_CHUNK, std::min(g.N, (k + 1) * IMAGE_CHUNK), padded.data(), pk,
+                              db ? pk + dw_size : nullptr);
+    }
+    std::copy(part, part + dw_size, dw);
+    if (db) std::copy(part + dw_size, part + dw_size + F, db);
+    for (int k = 1; k < chunks; ++k) {
+        const float* pk = part + static_cast<long>(k) * (dw_size + F);
+        for (long i = 0; i < dw_size; ++i) dw[i] += pk[i];
+        if (db)
+            for (int f = 0; f < F; ++f) db[f] += pk[dw_size + f];
+    }
+}
+
+bool handled(const ConvGeom& g) {
+    return g.C == 1 && g.SH == 1 && g.SW == 1 && (g.KW == 3 || g.KW == 5) && g.F % 8 == 0 && g.F <= 64 &&
+           g.N > 0 && g.OH > 0 && g.OW > 0;
+}
+
+}  // namespace
+
+// F (and KW for the weight gradient) become compile-time constants, so a block's accumulators
+// can live in registers.
+#define MF_FOR_EACH_F(CASE) CASE(8) CASE(16) CASE(24) CASE(32) CASE(40) CASE(48) CASE(56) CASE(64)
+
+bool conv1ch_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    if (!handled(g)) return false;
+    switch (g.F) {
+#define MF_CASE(F)                                 \
+    case F:                                        \
+        forward<F>(x, w, bias, out, g, relu);      \
+        return true;
+        MF_FOR_EACH_F(MF_CASE)
+#undef MF_CASE
+    }
+    return false;
+}
+
+bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g) {
+    if (!handled(g)) return false;
+    switch (g.F) {
+#define MF_CASE(F)                                                                      \
+    case F:                                                                             \
+        if (g.KW == 3) backward<3, F>(dy, x, dw, db, g);                                \
+        else backward<5, F>(dy, x, dw, db, g);                                          \
+        return true;
+        MF_FOR_EACH_F(MF_CASE)
+#undef MF_CASE
+    }
+    return false;
+}
+
+#undef MF_FOR_EACH_F
+
+}  // namespace MF_ISA
+}  // namespace mf

@@ -1,0 +1,76 @@
+"""The single-channel direct convolution (csrc/conv_direct*.cpp) on every ISA build of it.
+
+The cpp backend sends a stride-1 convolution of one input channel to a direct kernel compiled once
+per ISA and chosen with the GEMM kernel, so each available ``gemm_kernel`` is checked here against
+the float64 reference; the naive kernel takes the im2col path, which the same cases then cover too.
+"""
+
+import numpy as np
+import pytest
+from conftest import f64, uniform
+
+import mnistfast as mf
+from mnistfast import _core
+from mnistfast.layers.conv import Conv2D
+from mnistfast.testing import assert_close
+
+KERNELS = _core.available_gemm_kernels()
+
+# (N, H, W, F, kernel, padding, bias): filter counts of the compiled set (multiples of 8 up to 64)
+# plus ones outside it (fall back to im2col); 19 images span several partial-sum chunks of 8.
+CASES = [
+    (19, 28, 28, 32, 3, "valid", True),  # the basic CNN's first layer
+    (3, 28, 28, 24, 5, "valid", True),  # the fast CNN's
+    (2, 28, 28, 32, 3, "same", False),  # the improved CNN's (batch norm follows: no bias)
+    (1, 9, 7, 8, 5, "same", True),
+    (5, 6, 11, 64, 3, "valid", True),
+    (2, 7, 7, 12, 3, "valid", True),  # F not a multiple of 8
+    (2, 9, 9, 16, 4, "same", True),  # an even kernel width
+]
+
+
+def geometry(h, w, f, k, padding):
+    layer = Conv2D(f, k, padding=padding)
+    oh, ow, _ = layer.compute_output_shape((h, w, 1))
+    return (oh, ow), (layer.kernel, layer.stride, layer.pad)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("case", CASES)
+def test_single_channel_conv_matches_the_reference(rng, ref, kernel, case):
+    n, h, w, f, k, padding, with_bias = case
+    be = mf.get_backend("cpp", gemm_kernel=kernel)
+    (oh, ow), geom = geometry(h, w, f, k, padding)
+    x, wt, dy = uniform(rng, n, h, w, 1), uniform(rng, k * k, f), uniform(rng, n, oh, ow, f)
+    b = uniform(rng, f) if with_bias else None
+    for relu in (False, True):
+        got = be.conv2d_forward(x, wt, b, np.full((n, oh, ow, f), np.nan, np.float32), *geom, relu=relu)
+        b_r = None if b is None else b.astype(np.float64)
+        want = ref.conv2d_forward(*f64(x, wt), b_r, np.empty((n, oh, ow, f)), *geom, relu=relu)
+        assert_close(got, want, "conv", f"{kernel} {case} relu={relu}")
+    dw, db = np.full_like(wt, np.nan), np.full(f, np.nan, np.float32)
+    be.conv2d_backward(dy, x, wt, dw, db, None, *geom)
+    dw_r, db_r = np.empty(wt.shape), np.empty(f)
+    ref.conv2d_backward(*f64(dy, x, wt), dw_r, db_r, None, *geom)
+    assert_close(dw, dw_r, "conv", f"dw {kernel} {case}")
+    assert_close(db, db_r, "conv", f"db {kernel} {case}")
+    dw2 = np.full_like(wt, np.nan)
+    be.conv2d_backward(dy, x, wt, dw2, None, None, *geom)
+    np.testing.assert_array_equal(dw2, dw)  # without db, dw is the same numbers
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_single_channel_conv_does_not_depend_on_the_thread_count(rng, kernel):
+    (oh, ow), geom = geometry(28, 28, 32, 3, "valid")
+    x, wt, dy = uniform(rng, 37, 28, 28, 1), uniform(rng, 9, 32), uniform(rng, 37, oh, ow, 32)
+    b = uniform(rng, 32)
+    results = []
+    for threads in (1, 2, 3):
+        be = mf.get_backend("cpp", threads=threads, gemm_kernel=kernel)
+        out = be.conv2d_forward(x, wt, b, np.empty((37, oh, ow, 32), np.float32), *geom, relu=True)
+        dw, db = np.empty_like(wt), np.empty(32, np.float32)
+        be.conv2d_backward(dy, x, wt, dw, db, None, *geom)
+        results.append((out, dw, db))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
