@@ -1,5 +1,6 @@
 #include "optim.hpp"
 
+#include <cfloat>
 #include <cmath>
 #include <vector>
 
@@ -7,12 +8,23 @@
 
 namespace mf {
 
+namespace {
+
+// Optimizer state below the smallest normal float becomes 0. The momentum of a weight whose
+// gradient stays 0 (a dead ReLU unit) decays geometrically into the subnormal range, where every
+// multiply costs the CPU a microcode assist: measured on the basic CNN, 18 % of Adam's first-moment
+// entries were subnormal after three epochs, and each epoch took 15 % longer than the one before.
+// The values lost are below 1.2e-38; the parameter updates they would make are smaller still.
+inline float flush_subnormal(float x) { return std::fabs(x) < FLT_MIN ? 0.0f : x; }
+
+}  // namespace
+
 void sgd_step(float* p, const float* grad, float* velocity, long n, float lr, float momentum, bool nesterov,
               float weight_decay, GradPrep prep) {
     MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long k = 0; k < n; ++k) {
         float g = prep(grad[k]) + weight_decay * p[k];
         if (momentum != 0.0f) {
-            const float v = momentum * velocity[k] + g;
+            const float v = flush_subnormal(momentum * velocity[k] + g);
             velocity[k] = v;
             g = nesterov ? g + momentum * v : v;
         }
@@ -29,8 +41,8 @@ void adam_step(float* p, const float* grad, float* m, float* v, long n, float lr
     const float l2 = decoupled ? 0.0f : weight_decay;
     MF_PARALLEL_FOR_IF(n >= MIN_PARALLEL_ELEMS)(long k = 0; k < n; ++k) {
         const float g = prep(grad[k]) + l2 * p[k];
-        const float mk = beta1 * m[k] + (1.0f - beta1) * g;
-        const float vk = beta2 * v[k] + (1.0f - beta2) * g * g;
+        const float mk = flush_subnormal(beta1 * m[k] + (1.0f - beta1) * g);
+        const float vk = flush_subnormal(beta2 * v[k] + (1.0f - beta2) * g * g);
         m[k] = mk;
         v[k] = vk;
         p[k] = p[k] * decay - step_size * mk / (std::sqrt(vk) * inv_sqrt_bias2 + eps);
