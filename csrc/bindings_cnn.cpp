@@ -9,6 +9,7 @@
 #include "augment.hpp"
 #include "check.hpp"
 #include "conv.hpp"
+#include "conv_direct.hpp"
 #include "elementwise.hpp"
 #include "norm.hpp"
 #include "optim.hpp"
@@ -121,6 +122,18 @@ void conv2d_backward(const py::object& dy_obj, const py::object& x_obj, const py
 }
 
 // -- pooling ------------------------------------------------------------------------------------
+// The kernels skip and count argmax entries outside their image; this names the first one (the
+// scan runs only on that error path).
+[[noreturn]] void throw_first_bad_argmax(const char* fn, const py::array& arg, long image) {
+    const auto* a = static_cast<const int32_t*>(arg.data());
+    for (py::ssize_t k = 0; k < arg.size(); ++k) {
+        if (a[k] < 0 || a[k] >= image)
+            throw py::value_error(std::string(fn) + ": argmax entry " + to_string(k) + " = " + to_string(a[k]) +
+                                  " is outside an image of " + to_string(image) + " elements");
+    }
+    throw py::value_error(std::string(fn) + ": argmax has entries outside their image");
+}
+
 py::array maxpool_forward(const py::object& x_obj, const py::object& out_obj, const py::object& arg_obj, int pool) {
     const char* fn = "maxpool_forward";
     expect_positive(fn, "pool", pool);
@@ -155,8 +168,7 @@ py::array maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, 
     expect_shape(fn, "argmax", arg, {N, H / pool, W / pool, C});
     expect_shape(fn, "out", out, {N, H / pool, W / pool, C});
     expect_no_alias(fn, "dx", dx, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}});
-    // argmax decides where we write: the kernel skips and counts entries outside their image; the
-    // first one is then named here (the scan runs only on that error path).
+    // argmax decides where we write (see throw_first_bad_argmax).
     const auto* a = static_cast<const int32_t*>(arg.data());
     const long image = static_cast<long>(H) * W * C;
     long outside;
@@ -164,14 +176,93 @@ py::array maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, 
         py::gil_scoped_release nogil;
         outside = mf::maxpool_backward(fptr(dy), a, fptr(out), relu_mask, N, H, W, C, pool, fptr_mut(dx));
     }
-    if (outside) {
-        for (py::ssize_t k = 0; k < arg.size(); ++k) {
-            if (a[k] < 0 || a[k] >= image)
-                throw py::value_error(std::string(fn) + ": argmax entry " + to_string(k) + " = " + to_string(a[k]) +
-                                      " is outside an image of " + to_string(image) + " elements");
-        }
-    }
+    if (outside) throw_first_bad_argmax(fn, arg, image);
     return dx;
+}
+
+// -- convolution + max pool, fused ----------------------------------------------------------------
+// The conv output is (N, oh, ow, F), passed as oh/ow since the pooled shape does not determine it.
+// Returns False, touching nothing, where the geometry has no fused kernel: the caller then runs
+// conv2d_forward and maxpool_forward (backward: maxpool_backward and conv2d_backward).
+mf::ConvGeom conv_pool_geom(const char* fn, const py::array& x, const py::array& w, const py::array& pooled, int kh,
+                            int kw, int sh, int sw, int ph, int pw, int oh, int ow, int pool) {
+    mf::ConvGeom g = conv_geom(fn, kh, kw, sh, sw, ph, pw);
+    expect_positive(fn, "pool", pool);
+    expect_positive(fn, "conv output height", oh);
+    expect_positive(fn, "conv output width", ow);
+    g.N = as_int(fn, x.shape(0)), g.H = as_int(fn, x.shape(1)), g.W = as_int(fn, x.shape(2)), g.C = as_int(fn, x.shape(3));
+    g.OH = oh, g.OW = ow, g.F = as_int(fn, pooled.shape(3));
+    if (g.N < 1 || g.C < 1 || g.F < 1) throw py::value_error(std::string(fn) + ": empty x " + shape_str(x));
+    if (oh < pool || ow < pool)
+        throw py::value_error(std::string(fn) + ": a " + to_string(pool) + "x" + to_string(pool) +
+                              " pool does not fit the " + to_string(oh) + "x" + to_string(ow) + " conv output");
+    expect_shape(fn, "w", w, {g.patch(), g.F});
+    check_windows(fn, g, "the conv output", pooled, x);
+    return g;
+}
+
+bool conv2d_maxpool_forward(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                            const py::object& out_obj, const py::object& arg_obj, int kh, int kw, int sh, int sw,
+                            int ph, int pw, int oh, int ow, int pool, bool relu) {
+    const char* fn = "conv2d_maxpool_forward";
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 4, true);
+    auto arg = checked(fn, "argmax", arg_obj, 4, true, py::dtype::of<int32_t>());
+    for (auto* a : {&x, &w, &out}) expect_int_range(fn, *a);
+    const mf::ConvGeom g = conv_pool_geom(fn, x, w, out, kh, kw, sh, sw, ph, pw, oh, ow, pool);
+    if (static_cast<long>(g.OH) * g.OW * g.F > INT32_MAX)
+        throw py::value_error(std::string(fn) + ": the conv output image is too large for int32 argmax offsets");
+    expect_shape(fn, "out", out, {g.N, oh / pool, ow / pool, g.F});
+    expect_shape(fn, "argmax", arg, {g.N, oh / pool, ow / pool, g.F});
+    py::array bias;
+    const float* bp = nullptr;
+    if (!b_obj.is_none()) {
+        bias = checked(fn, "b", b_obj, 1, false);
+        expect_shape(fn, "b", bias, {g.F});
+        bp = fptr(bias);
+        expect_no_alias(fn, "out", out, {{"b", &bias}});
+    }
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}, {"argmax", &arg}});
+    expect_no_alias(fn, "argmax", arg, {{"x", &x}, {"w", &w}});
+    if (bp) expect_no_alias(fn, "argmax", arg, {{"b", &bias}});
+    py::gil_scoped_release nogil;
+    return mf::conv1ch_pool_forward(fptr(x), fptr(w), bp, fptr_mut(out), static_cast<int32_t*>(arg.mutable_data()), g,
+                                    relu, pool);
+}
+
+bool conv2d_maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, const py::object& out_obj,
+                             const py::object& x_obj, const py::object& w_obj, const py::object& dw_obj,
+                             const py::object& db_obj, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                             int pool, bool relu_mask) {
+    const char* fn = "conv2d_maxpool_backward";
+    auto dy = checked(fn, "dy", dy_obj, 4, false);
+    auto arg = checked(fn, "argmax", arg_obj, 4, false, py::dtype::of<int32_t>());
+    auto out = checked(fn, "out", out_obj, 4, false);
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto dw = checked(fn, "dw", dw_obj, 2, true);
+    for (auto* a : {&dy, &x, &w, &dw}) expect_int_range(fn, *a);
+    const mf::ConvGeom g = conv_pool_geom(fn, x, w, dy, kh, kw, sh, sw, ph, pw, oh, ow, pool);
+    const long image = static_cast<long>(g.OH) * g.OW * g.F;
+    if (image > INT32_MAX)
+        throw py::value_error(std::string(fn) + ": the conv output image is too large for int32 argmax offsets");
+    for (auto* a : {&dy, &arg, &out}) expect_shape(fn, a == &dy ? "dy" : a == &arg ? "argmax" : "out", *a,
+                                                   {g.N, oh / pool, ow / pool, g.F});
+    expect_shape(fn, "dw", dw, {g.patch(), g.F});
+    py::array db;
+    float* dbp = optional_out(fn, "db", db_obj, {g.F}, db, 1);
+    expect_no_alias(fn, "dw", dw, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}, {"x", &x}, {"w", &w}});
+    if (dbp) expect_no_alias(fn, "db", db, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}, {"x", &x}, {"w", &w}, {"dw", &dw}});
+    long bad = 0;
+    bool fused;
+    {
+        py::gil_scoped_release nogil;
+        fused = mf::conv1ch_pool_backward(fptr(dy), static_cast<const int32_t*>(arg.data()), fptr(out), relu_mask,
+                                          fptr(x), fptr_mut(dw), dbp, g, pool, &bad);
+    }
+    if (bad) throw_first_bad_argmax(fn, arg, image);
+    return fused;
 }
 
 py::array global_avgpool_forward(const py::object& x_obj, const py::object& out_obj) {
@@ -468,6 +559,17 @@ void bind_cnn_kernels(py::class_<Kernels>& k) {
     k.def("conv2d_forward", method(&conv2d_forward), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
           py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
           py::arg("relu") = false, "NHWC convolution: out = relu?(im2col(x) @ w + b); b may be None.");
+    k.def("conv2d_maxpool_forward", method(&conv2d_maxpool_forward), py::arg("x"), py::arg("w"), py::arg("b"),
+          py::arg("out"), py::arg("argmax"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
+          py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"), py::arg("relu") = false,
+          "conv2d_forward then maxpool_forward in one pass where a fused kernel exists (one input channel, stride "
+          "1); returns False, writing nothing, where not");
+    k.def("conv2d_maxpool_backward", method(&conv2d_maxpool_backward), py::arg("dy"), py::arg("argmax"),
+          py::arg("out"), py::arg("x"), py::arg("w"), py::arg("dw"), py::arg("db"), py::arg("kh"), py::arg("kw"),
+          py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"),
+          py::arg("relu_mask") = false,
+          "maxpool_backward then conv2d_backward (dw, db; no dx) in one pass; False, writing nothing, where no fused "
+          "kernel exists");
     k.def("conv2d_backward", method(&conv2d_backward), py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("dw"),
           py::arg("db"), py::arg("dx"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
           py::arg("pw"), "dw = im2col(x)^T dy; db = sum(dy) unless None; dx = col2im(dy w^T) unless None.");

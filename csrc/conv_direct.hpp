@@ -11,6 +11,8 @@
 // the caller then takes the im2col path.
 #pragma once
 
+#include <cstdint>
+
 #include "conv.hpp"
 
 namespace mf {
@@ -18,12 +20,25 @@ namespace mf {
 bool conv1ch_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu);
 bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g);
 
+// The same convolution fused with the P x P max pool after it (maxpool_forward/backward of pool.hpp
+// on its output): out and argmax are the pooled map and the winners' offsets within each
+// (OH, OW, F) image; the full-resolution map stays in a per-image (per-chunk) cache-sized buffer.
+// The backward pass sets *bad_argmax to the number of argmax entries outside their image.
+bool conv1ch_pool_forward(const float* x, const float* w, const float* bias, float* out, int32_t* argmax,
+                          const ConvGeom& g, bool relu, int P);
+bool conv1ch_pool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, const float* x,
+                           float* dw, float* db, const ConvGeom& g, int P, long* bad_argmax);
+
 // One set per ISA, declared for the dispatcher (conv_direct.cpp).
 #define MF_DECLARE_CONV1CH(isa)                                                                                   \
     namespace isa {                                                                                               \
     bool conv1ch_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g,       \
                          bool relu);                                                                              \
     bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g);              \
+    bool conv1ch_pool_forward(const float* x, const float* w, const float* bias, float* out, int32_t* argmax,     \
+                              const ConvGeom& g, bool relu, int P);                                               \
+    bool conv1ch_pool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask,          \
+                               const float* x, float* dw, float* db, const ConvGeom& g, int P, long* bad_argmax); \
     }
 MF_DECLARE_CONV1CH(generic)
 MF_DECLARE_CONV1CH(avx2)

@@ -9,6 +9,7 @@
 
 #include "conv_direct.hpp"
 #include "parallel.hpp"
+#include "pool.hpp"
 
 namespace mf {
 namespace MF_ISA {
@@ -73,25 +74,55 @@ inline void forward_pixels(const float* __restrict in, int Wp, const float* __re
     }
 }
 
+// One image's convolution, from its padded copy, into out_image (OH x OW x F).
+template <int F>
+void conv_image(const float* padded, const Padded& pd, const float* w, const float* bias, bool relu, const ConvGeom& g,
+                float* out_image) {
+    for (int oy = 0; oy < g.OH; ++oy) {
+        const float* in = padded + oy * pd.Wp;
+        float* o = out_image + static_cast<long>(oy) * g.OW * F;
+        int ox = 0;
+        for (; ox + PIXEL_BLOCK <= g.OW; ox += PIXEL_BLOCK)
+            forward_pixels<F, PIXEL_BLOCK>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
+        for (; ox < g.OW; ++ox) forward_pixels<F, 1>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
+    }
+}
+
+inline float* grown(std::vector<float>& buf, long n) {
+    if (static_cast<long>(buf.size()) < n) buf.resize(n);
+    return buf.data();
+}
+
 template <int F>
 void forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
     const Padded pd(g);
     MF_PARALLEL_FOR_IF(g.rows() * F * g.KH * g.KW >= MIN_PARALLEL_ELEMS)(int n = 0; n < g.N; ++n) {
         thread_local std::vector<float> buf;
-        if (static_cast<long>(buf.size()) < pd.size()) buf.resize(pd.size());
-        pad_image(x, g, pd, n, buf.data());
-        for (int oy = 0; oy < g.OH; ++oy) {
-            const float* in = buf.data() + oy * pd.Wp;
-            float* o = out + (static_cast<long>(n) * g.OH + oy) * g.OW * F;
-            int ox = 0;
-            for (; ox + PIXEL_BLOCK <= g.OW; ox += PIXEL_BLOCK)
-                forward_pixels<F, PIXEL_BLOCK>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
-            for (; ox < g.OW; ++ox) forward_pixels<F, 1>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
-        }
+        float* padded = grown(buf, pd.size());
+        pad_image(x, g, pd, n, padded);
+        conv_image<F>(padded, pd, w, bias, relu, g, out + static_cast<long>(n) * g.OH * g.OW * F);
     }
 }
 
-// Images [n0, n1): dw_part (KH*KW*F) and db_part (F, if not null) for those images alone.
+// Convolution then P x P max pooling, an image at a time: the full-resolution map of each image
+// stays in cache (it is P*P times the pooled one) and never goes to memory.
+template <int F>
+void forward_pool(const float* x, const float* w, const float* bias, float* out, int32_t* argmax, const ConvGeom& g,
+                  bool relu, int P) {
+    const Padded pd(g);
+    const long conv_size = static_cast<long>(g.OH) * g.OW * F, pooled = static_cast<long>(g.OH / P) * (g.OW / P) * F;
+    MF_PARALLEL_FOR_IF(g.rows() * F * g.KH * g.KW >= MIN_PARALLEL_ELEMS)(int n = 0; n < g.N; ++n) {
+        thread_local std::vector<float> buf, conv;
+        float* padded = grown(buf, pd.size());
+        float* c = grown(conv, conv_size);
+        pad_image(x, g, pd, n, padded);
+        conv_image<F>(padded, pd, w, bias, relu, g, c);
+        maxpool_forward(c, 1, g.OH, g.OW, F, P, out + n * pooled, argmax + n * pooled);
+    }
+}
+
+// Images [n0, n1): dw_part (KH*KW*F) and db_part (F, if not null) for those images alone; dy holds
+// the output gradient of those images only.
 template <int KW, int F>
 void backward_chunk(const float* dy, const float* x, const ConvGeom& g, int n0, int n1, float* padded,
                     float* __restrict dw_part, float* __restrict db_part) {
@@ -103,7 +134,7 @@ void backward_chunk(const float* dy, const float* x, const ConvGeom& g, int n0, 
         for (int n = n0; n < n1; ++n) {
             for (int oy = 0; oy < g.OH; ++oy) {
                 const float* __restrict r = padded + (n - n0) * pd.size() + (oy + ky) * pd.Wp;
-                const float* __restrict d = dy + (static_cast<long>(n) * g.OH + oy) * g.OW * F;
+                const float* __restrict d = dy + (static_cast<long>(n - n0) * g.OH + oy) * g.OW * F;
                 int ox = 0;
                 for (; ox + SUMS <= g.OW; ox += SUMS) {
                     for (int h = 0; h < SUMS; ++h) {
@@ -131,37 +162,62 @@ void backward_chunk(const float* dy, const float* x, const ConvGeom& g, int n0, 
     }
     if (db_part) {
         float acc[F] = {};
-        const float* __restrict d = dy + static_cast<long>(n0) * g.OH * g.OW * F;
+        const float* __restrict d = dy;
         for (long q = 0; q < static_cast<long>(n1 - n0) * g.OH * g.OW; ++q)
             for (int f = 0; f < F; ++f) acc[f] += d[q * F + f];
         std::copy(acc, acc + F, db_part);
     }
 }
 
-template <int KW, int F>
-void backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g) {
+// The weight gradient over chunks of IMAGE_CHUNK images, each into its own partial, summed in chunk
+// order: the result does not depend on the thread count. chunk_dy(k, n0, n1) gives chunk k's output
+// gradient (and returns the count of bad pooling indices met making it, for the pooled variant).
+template <int KW, int F, class ChunkDy>
+long backward_chunks(const float* x, float* dw, float* db, const ConvGeom& g, ChunkDy chunk_dy) {
     const int chunks = (g.N + IMAGE_CHUNK - 1) / IMAGE_CHUNK;
     const long dw_size = static_cast<long>(g.KH) * KW * F;
-    // Chunk k's partials, summed in chunk order below: the result does not depend on the thread count.
     thread_local std::vector<float> partial;
-    partial.resize(static_cast<size_t>(chunks) * (dw_size + F));
-    float* part = partial.data();
+    float* part = grown(partial, chunks * (dw_size + F));
     const Padded pd(g);
-    MF_PARALLEL_FOR_IF(chunks > 1 && g.rows() * F * g.KH * KW >= MIN_PARALLEL_ELEMS)(int k = 0; k < chunks; ++k) {
-        thread_local std::vector<float> padded;
-        if (static_cast<long>(padded.size()) < IMAGE_CHUNK * pd.size()) padded.resize(IMAGE_CHUNK * pd.size());
-        float* pk = part + static_cast<long>(k) * (dw_size + F);
-        backward_chunk<KW, F>(dy, x, g, k * IMAGE_CHUNK, std::min(g.N, (k + 1) * IMAGE_CHUNK), padded.data(), pk,
-                              db ? pk + dw_size : nullptr);
+    long bad = 0;
+    MF_PARALLEL_FOR_REDUCE_IF(chunks > 1 && g.rows() * F * g.KH * KW >= MIN_PARALLEL_ELEMS, bad)(int k = 0; k < chunks; ++k) {
+        thread_local std::vector<float> padded_buf;
+        float* padded = grown(padded_buf, IMAGE_CHUNK * pd.size());
+        const int n0 = k * IMAGE_CHUNK, n1 = std::min(g.N, n0 + IMAGE_CHUNK);
+        float* pk = part + k * (dw_size + F);
+        const float* dy = chunk_dy(n0, n1, bad);
+        backward_chunk<KW, F>(dy, x, g, n0, n1, padded, pk, db ? pk + dw_size : nullptr);
     }
     std::copy(part, part + dw_size, dw);
     if (db) std::copy(part + dw_size, part + dw_size + F, db);
     for (int k = 1; k < chunks; ++k) {
-        const float* pk = part + static_cast<long>(k) * (dw_size + F);
+        const float* pk = part + k * (dw_size + F);
         for (long i = 0; i < dw_size; ++i) dw[i] += pk[i];
         if (db)
             for (int f = 0; f < F; ++f) db[f] += pk[dw_size + f];
     }
+    return bad;
+}
+
+template <int KW, int F>
+void backward(const float* dy, const float* x, float* dw, float* db, const ConvGeom& g) {
+    const long per_image = static_cast<long>(g.OH) * g.OW * F;
+    backward_chunks<KW, F>(x, dw, db, g, [&](int n0, int, long&) { return dy + n0 * per_image; });
+}
+
+// The pooled variant: each chunk's full-resolution gradient is rebuilt from the pooled one in a
+// per-thread buffer (max-pool backward), used while it is in cache, and never written to memory.
+template <int KW, int F>
+long backward_pool(const float* dy_pooled, const int32_t* argmax, const float* out, bool relu_mask, const float* x,
+                   float* dw, float* db, const ConvGeom& g, int P) {
+    const long per_image = static_cast<long>(g.OH) * g.OW * F, pooled = static_cast<long>(g.OH / P) * (g.OW / P) * F;
+    return backward_chunks<KW, F>(x, dw, db, g, [&](int n0, int n1, long& bad) {
+        thread_local std::vector<float> dy_buf;
+        float* dy = grown(dy_buf, IMAGE_CHUNK * per_image);
+        bad += maxpool_backward(dy_pooled + n0 * pooled, argmax + n0 * pooled, out + n0 * pooled, relu_mask, n1 - n0,
+                                g.OH, g.OW, F, P, dy);
+        return static_cast<const float*>(dy);
+    });
 }
 
 bool handled(const ConvGeom& g) {
@@ -195,6 +251,35 @@ bool conv1ch_backward(const float* dy, const float* x, float* dw, float* db, con
     case F:                                                                             \
         if (g.KW == 3) backward<3, F>(dy, x, dw, db, g);                                \
         else backward<5, F>(dy, x, dw, db, g);                                          \
+        return true;
+        MF_FOR_EACH_F(MF_CASE)
+#undef MF_CASE
+    }
+    return false;
+}
+
+bool conv1ch_pool_forward(const float* x, const float* w, const float* bias, float* out, int32_t* argmax,
+                          const ConvGeom& g, bool relu, int P) {
+    if (!handled(g) || P < 1 || g.OH < P || g.OW < P) return false;
+    switch (g.F) {
+#define MF_CASE(F)                                           \
+    case F:                                                  \
+        forward_pool<F>(x, w, bias, out, argmax, g, relu, P); \
+        return true;
+        MF_FOR_EACH_F(MF_CASE)
+#undef MF_CASE
+    }
+    return false;
+}
+
+bool conv1ch_pool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, const float* x,
+                           float* dw, float* db, const ConvGeom& g, int P, long* bad_argmax) {
+    if (!handled(g) || P < 1 || g.OH < P || g.OW < P) return false;
+    switch (g.F) {
+#define MF_CASE(F)                                                                                        \
+    case F:                                                                                               \
+        *bad_argmax = g.KW == 3 ? backward_pool<3, F>(dy, argmax, out, relu_mask, x, dw, db, g, P)         \
+                                : backward_pool<5, F>(dy, argmax, out, relu_mask, x, dw, db, g, P);        \
         return true;
         MF_FOR_EACH_F(MF_CASE)
 #undef MF_CASE

@@ -74,3 +74,48 @@ def test_single_channel_conv_does_not_depend_on_the_thread_count(rng, kernel):
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fused_conv_pool_on_every_isa_matches_the_composition(rng, kernel):
+    """conv2d_maxpool_* (fused for one channel) against conv2d_* then maxpool_* on the same backend."""
+    be = mf.get_backend("cpp", gemm_kernel=kernel)
+    (oh, ow), geom = geometry(28, 28, 32, 3, "valid")
+    n, pooled = 19, (19, 13, 13, 32)
+    x, wt, b, dy = uniform(rng, n, 28, 28, 1), uniform(rng, 9, 32), uniform(rng, 32), uniform(rng, *pooled)
+    conv = be.conv2d_forward(x, wt, b, np.empty((n, oh, ow, 32), np.float32), *geom, relu=True)
+    out_c, arg_c = np.empty(pooled, np.float32), np.empty(pooled, np.int32)
+    be.maxpool_forward(conv, out_c, arg_c, 2)
+    out, arg = np.empty(pooled, np.float32), np.empty(pooled, np.int32)
+    be.conv2d_maxpool_forward(x, wt, b, out, arg, *geom, (oh, ow), 2, True)
+    np.testing.assert_array_equal(out, out_c)  # the same arithmetic, in cache instead of memory
+    np.testing.assert_array_equal(arg, arg_c)
+    dconv = np.empty_like(conv)
+    be.maxpool_backward(dy, arg, out, dconv, 2, True)
+    dw_c, db_c = np.empty_like(wt), np.empty(32, np.float32)
+    be.conv2d_backward(dconv, x, wt, dw_c, db_c, None, *geom)
+    dw, db = np.empty_like(wt), np.empty(32, np.float32)
+    be.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), 2, True)
+    np.testing.assert_array_equal(dw, dw_c)
+    np.testing.assert_array_equal(db, db_c)
+
+
+def test_fused_conv_pool_names_a_bad_argmax(rng):
+    be = mf.get_backend("cpp")
+    (oh, ow), geom = geometry(12, 12, 8, 3, "valid")
+    x, wt = uniform(rng, 2, 12, 12, 1), uniform(rng, 9, 8)
+    out, arg = np.empty((2, 5, 5, 8), np.float32), np.empty((2, 5, 5, 8), np.int32)
+    be.conv2d_maxpool_forward(x, wt, None, out, arg, *geom, (oh, ow), 2)
+    arg[1, 2, 3, 4] = 10 * 10 * 8  # one past the end of its image
+    with pytest.raises(ValueError, match=r"argmax entry 308 = 800 is outside an image of 800 elements"):
+        be.conv2d_maxpool_backward(out, arg, out, x, wt, np.empty_like(wt), None, *geom, (oh, ow), 2)
+    with pytest.raises(ValueError, match="a 3x3 pool does not fit the 2x2 conv output"):
+        be.conv2d_maxpool_forward(x, wt, None, out, arg, *geom, (2, 2), 3)
+
+
+def test_a_first_conv_absorbs_the_pool_after_it():
+    model = mf.Sequential([mf.layers.Conv2D(8, 3, activation="relu"), mf.layers.MaxPool2D(2),
+                           mf.layers.Conv2D(8, 3, activation="relu"), mf.layers.MaxPool2D(2), mf.layers.Flatten(),
+                           mf.layers.Dense(10)], input_shape=(1, 16, 16))
+    assert [layer.absorbed for layer in model.layers] == [False, True, False, False, False, False]
+    assert model.summary(print_fn=lambda s: None).count("MaxPool2D") == 2  # still two layers to the user

@@ -97,6 +97,43 @@ def test_maxpool(backend, ref, rng, shape, pool, relu_mask):
     assert np.count_nonzero(dx) <= dy.size
 
 
+# (N, H, W, C, F, kernel, padding, pool): the cpp backend fuses the single-channel ones; the others
+# (C > 1, F not a multiple of 8) take the composition, which every backend inherits.
+CONV_POOL_CASES = [
+    (3, 28, 28, 1, 32, 3, "valid", 2),  # the basic CNN's first layer: 26 -> 13
+    (2, 28, 28, 1, 24, 5, "valid", 2),  # the fast CNN's: 24 -> 12
+    (9, 13, 11, 1, 16, 3, "same", 2),  # odd sizes: the last row and column are dropped; 9 images: 2 chunks
+    (2, 10, 10, 1, 8, 3, "valid", 3),
+    (2, 9, 9, 3, 8, 3, "valid", 2),  # three channels: no fused kernel
+    (2, 9, 9, 1, 12, 3, "valid", 2),  # F not a multiple of 8: no fused kernel
+]
+
+
+@pytest.mark.parametrize("case", CONV_POOL_CASES)
+def test_conv2d_maxpool_is_conv_then_pool(backend, ref, rng, case):
+    n, h, w, c, f, k, padding, pool = case
+    (oh, ow), geom = conv_geometry(h, w, c, f, k, 1, padding)
+    pooled = (n, oh // pool, ow // pool, f)
+    x, wt, b, dy = uniform(rng, n, h, w, c), uniform(rng, k * k * c, f), uniform(rng, f), uniform(rng, *pooled)
+    for relu in (False, True):
+        conv_r = ref.conv2d_forward(*f64(x, wt, b), np.empty((n, oh, ow, f)), *geom, relu=relu)
+        out_r, arg_r = np.empty(pooled), np.empty(pooled, np.int32)
+        ref.maxpool_forward(conv_r, out_r, arg_r, pool)
+        out, arg = np.full(pooled, np.nan, np.float32), np.full(pooled, -1, np.int32)
+        backend.conv2d_maxpool_forward(x, wt, b, out, arg, *geom, (oh, ow), pool, relu)
+        assert_close(out, out_r, "conv", f"out {case} relu={relu}")
+        # argmax may differ only where float32 rounding reorders near-equal window values
+        assert np.mean(arg == arg_r) > 0.99, case
+        dconv_r = np.empty((n, oh, ow, f))
+        ref.maxpool_backward(dy.astype(np.float64), arg, out.astype(np.float64), dconv_r, pool, relu)
+        dw_r, db_r = np.empty(wt.shape), np.empty(f)
+        ref.conv2d_backward(dconv_r, x.astype(np.float64), wt.astype(np.float64), dw_r, db_r, None, *geom)
+        dw, db = np.full_like(wt, np.nan), np.full(f, np.nan, np.float32)
+        backend.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), pool, relu)
+        assert_close(dw, dw_r, "conv", f"dw {case} relu={relu}")
+        assert_close(db, db_r, "conv", f"db {case} relu={relu}")
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 4), (8, 7, 7, 128)])
 def test_global_avgpool(backend, ref, rng, shape):
     x, dy = uniform(rng, *shape), uniform(rng, shape[0], shape[3])

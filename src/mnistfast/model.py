@@ -138,6 +138,8 @@ class Sequential:
         self._first_trainable = trainable[0] if trainable else len(self.layers)
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = i > self._first_trainable
+        for layer, nxt in zip(self.layers, self.layers[1:]):
+            nxt.absorbed = not layer.absorbed and layer.absorb(nxt)
         return self
 
     def _fuse_relu_masks(self) -> None:
@@ -268,14 +270,16 @@ class Sequential:
     def forward(self, x, training: bool = False):
         """Logits for a backend array ``x`` of shape ``(n, *internal input shape)``."""
         for layer in self.layers:
-            x = layer.forward(x, training)
+            if not layer.absorbed:
+                x = layer.forward(x, training)
         return x
 
     def backward(self, dlogits) -> None:
         """Fills every layer's gradients from dL/dlogits."""
         dy = dlogits
         for layer in reversed(self.layers[self._first_trainable :]):
-            dy = layer.backward(dy)
+            if not layer.absorbed:
+                dy = layer.backward(dy)
 
     def _buf(self, name, rows, tail=(), dtype=None):
         key = (name, rows)

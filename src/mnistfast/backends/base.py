@@ -137,6 +137,32 @@ class Backend:
         totals[2] = loss
         totals[3] = correct
 
+    def conv2d_maxpool_forward(self, x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False):
+        """conv2d_forward into a ``(N, *conv_hw, F)`` map, then maxpool_forward of it into ``out``
+        and ``argmax``. This composition is the definition; a backend may fuse the two (cpp does for
+        a single input channel) so that the full-resolution map never goes to memory."""
+        conv = self._scratch("conv2d_maxpool", (x.shape[0], *conv_hw, out.shape[3]))
+        self.conv2d_forward(x, w, b, conv, kernel, stride, padding, relu)
+        return self.maxpool_forward(conv, out, argmax, pool)
+
+    def conv2d_maxpool_backward(self, dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
+                                relu_mask=False):
+        """maxpool_backward of the pooled gradient ``dy``, then conv2d_backward for ``dw`` and ``db``
+        (no input gradient: the fused pair is a first layer)."""
+        dconv = self._scratch("conv2d_maxpool", (x.shape[0], *conv_hw, dy.shape[3]))
+        self.maxpool_backward(dy, argmax, out, dconv, pool, relu_mask)
+        self.conv2d_backward(dconv, x, w, dw, db, None, kernel, stride, padding)
+
+    def _scratch(self, name, shape):
+        """A work array of this backend, kept by name and shape for the next call."""
+        bufs = self.__dict__.setdefault("_scratch_bufs", {})
+        key = (name, tuple(shape))
+        if key not in bufs:
+            if len(bufs) >= 8:  # shapes come and go (the last batch of an epoch): keep few
+                bufs.clear()
+            bufs[key] = self.empty(shape)
+        return bufs[key]
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.dtype}>"
 
@@ -153,6 +179,8 @@ KERNELS = {
     "take_rows": "src, idx, out -> out[i] = src[idx[i]]",
     "conv2d_forward": "x, w, b, out, kernel, stride, padding, relu=False",
     "conv2d_backward": "dy, x, w, dw, db, dx, kernel, stride, padding",
+    "conv2d_maxpool_forward": "x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False",
+    "conv2d_maxpool_backward": "dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool, relu_mask=False",
     "maxpool_forward": "x, out, argmax, pool",
     "maxpool_backward": "dy, argmax, out, dx, pool, relu_mask=False",
     "global_avgpool_forward": "x, out",

@@ -82,5 +82,17 @@ class CppBackend(Backend):
     def conv2d_backward(self, dy, x, w, dw, db, dx, kernel, stride, padding):
         self._k.conv2d_backward(dy, x, w, dw, db, dx, *kernel, *stride, *padding)
 
+    def conv2d_maxpool_forward(self, x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False):
+        if not self._k.conv2d_maxpool_forward(x, w, b, out, argmax, *kernel, *stride, *padding, *conv_hw, pool, relu):
+            super().conv2d_maxpool_forward(x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu)
+        return out
+
+    def conv2d_maxpool_backward(self, dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
+                                relu_mask=False):
+        if not self._k.conv2d_maxpool_backward(dy, argmax, out, x, w, dw, db, *kernel, *stride, *padding, *conv_hw,
+                                               pool, relu_mask):
+            super().conv2d_maxpool_backward(dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
+                                            relu_mask)
+
     def __repr__(self) -> str:
         return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}>"

@@ -71,6 +71,7 @@ class Layer:
         self.mask_input_grad = False  # backward returns dx * (x > 0)
         self.output_grad_masked = False  # the next layer's backward hands back dy * (y > 0)
         self.seed = 0  # set by the model; layers that draw random numbers use it
+        self.absorbed = False  # the layer before runs this one inside its own kernels
         self._bufs = None
 
     # -- building -----------------------------------------------------------------------------------
@@ -83,6 +84,11 @@ class Layer:
 
     def compute_output_shape(self, input_shape) -> tuple:
         return input_shape
+
+    def absorb(self, nxt) -> bool:
+        """Take over ``nxt``'s work with a fused kernel, if this layer has one for it (the model
+        asks, and then skips ``nxt`` in both passes). The default: no."""
+        return False
 
     @property
     def fused_relu(self) -> bool:

@@ -76,16 +76,41 @@ class Conv2D(Layer):
     def from_api(self, k, value):
         return value if k else np.ascontiguousarray(value.transpose(2, 3, 1, 0).reshape(self.patch, self.filters))
 
+    def absorb(self, nxt) -> bool:
+        """A first layer (no input gradient) runs the MaxPool2D after it in the same kernels:
+        ``conv2d_maxpool_forward/backward``, where a backend can keep the full-resolution map
+        out of memory."""
+        from .pooling import MaxPool2D
+
+        if self.needs_input_grad or not isinstance(nxt, MaxPool2D):
+            return False
+        self.pool = nxt
+        return True
+
     def forward(self, x, training):
         self.x = x
-        self.y = self._bufs.get("y", x.shape[0], self.output_shape)
         bias = self.params[1] if self.use_bias else None
-        self.backend.conv2d_forward(x, self.params[0], bias, self.y, self.kernel, self.stride, self.pad,
-                                    self.activation == "relu")
+        relu = self.activation == "relu"
+        pool = getattr(self, "pool", None)
+        if pool is not None:  # the pooled map and its argmax, in the pool layer's buffers
+            pool.y = pool._bufs.get("y", x.shape[0], pool.output_shape)
+            pool.argmax = pool._bufs.get("argmax", x.shape[0], pool.output_shape, dtype=np.int32)
+            self.backend.conv2d_maxpool_forward(x, self.params[0], bias, pool.y, pool.argmax, self.kernel,
+                                                self.stride, self.pad, self.output_shape[:2], pool.pool, relu)
+            return pool.y
+        self.y = self._bufs.get("y", x.shape[0], self.output_shape)
+        self.backend.conv2d_forward(x, self.params[0], bias, self.y, self.kernel, self.stride, self.pad, relu)
         return self.y
 
     def backward(self, dy):
         be = self.backend
+        pool = getattr(self, "pool", None)
+        if pool is not None:  # dy is the pooled map's gradient; max and ReLU commute
+            db = self.grads[1] if self.use_bias else None
+            be.conv2d_maxpool_backward(dy, pool.argmax, pool.y, self.x, self.params[0], self.grads[0], db, self.kernel,
+                                       self.stride, self.pad, self.output_shape[:2], pool.pool,
+                                       self.activation == "relu")
+            return None
         if self.activation == "relu" and not self.output_grad_masked:
             be.activation_backward(dy, self.y, dy, "relu")
         dx = self._bufs.get("dx", dy.shape[0], self.input_shape) if self.needs_input_grad else None
