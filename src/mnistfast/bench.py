@@ -284,7 +284,7 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
                     "numpy": np.__version__},
         "gemm": [], "train": [], "conv": [], "cnn": [],
     }
-    pk = f"{peak:.0f} GFLOP/s measured FMA peak" if peak else "no AVX2 peak measured"
+    pk = f"{peak:.0f} GFLOP/s measured FMA peak" if peak else "no FMA peak measured (generic kernel)"
     log(f"mnistfast bench: {threads} threads, gemm kernel {be.gemm_kernel}, {pk}")
     log(f"medians over {rounds} interleaved rounds ({gemm_rounds} sgemm calls or 1 epoch per round)\n")
 

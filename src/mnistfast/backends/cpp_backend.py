@@ -70,7 +70,8 @@ class CppBackend(Backend):
         return self._k.gemm_kernel
 
     def peak_gflops(self):
-        """Measured FMA throughput of this backend's threads (None without AVX2/FMA)."""
+        """Measured FMA throughput of this backend's threads in the ISA of its GEMM kernel (AVX-512 or
+        AVX2; None for the generic and naive kernels)."""
         return self._k.peak_gflops()
 
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
