@@ -108,6 +108,53 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 }  // namespace
 
 template <int MR, int NR>
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
+
+namespace {
+
+// How unevenly `units` tiles fall on `parts` threads: the busiest thread's share over the mean.
+double imbalance(int units, int parts) { return static_cast<double>(ceil_div(units, parts)) * parts / units; }
+
+// Threads take disjoint blocks of whole tile columns (or rows) of C, each block a single-threaded
+// GEMM of its own: they never wait for each other between K blocks, which on the small products
+// of a training step (128 x 128 x 784) cost more than the packing they shared. Every element is
+// still made by the same tile with the same K order, so results do not change with the threads.
+template <int MR, int NR>
+void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, int threads) {
+    const int col_units = ceil_div(g.N, NR), row_units = ceil_div(g.M, MR);
+    const int col_parts = std::min(threads, col_units), row_parts = std::min(threads, row_units);
+    const double col_cost = imbalance(col_units, col_parts) / col_parts, row_cost = imbalance(row_units, row_parts) / row_parts;
+    const bool by_cols = col_cost < row_cost || (col_cost == row_cost && col_units >= row_units);
+    const int units = by_cols ? col_units : row_units, parts = by_cols ? col_parts : row_parts;
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static)
+#endif
+    for (int t = 0; t < parts; ++t) {
+        const int u0 = static_cast<int>(static_cast<long>(units) * t / parts);
+        const int u1 = static_cast<int>(static_cast<long>(units) * (t + 1) / parts);
+        GemmArgs s = g;
+        s.single_thread = true;
+        if (by_cols) {
+            const int j0 = u0 * NR, j1 = std::min(g.N, u1 * NR);
+            s.N = j1 - j0;
+            s.B += g.trans_b ? j0 * g.ldb : j0;
+            s.C += j0;
+            if (s.ep.bias) s.ep.bias += j0;
+            if (s.ep.mask) s.ep.mask += j0;
+        } else {
+            const int i0 = u0 * MR, i1 = std::min(g.M, u1 * MR);
+            s.M = i1 - i0;
+            s.A += g.trans_a ? i0 : i0 * g.lda;
+            s.C += i0 * g.ldc;
+            if (s.ep.mask) s.ep.mask += i0 * s.ep.ldmask;
+        }
+        sgemm_blocked<MR, NR>(s, kernel, blk);
+    }
+}
+
+}  // namespace
+
+template <int MR, int NR>
 void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
     if (g.M == 0 || g.N == 0) return;
@@ -134,6 +181,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
 
     const long macs = static_cast<long>(g.M) * g.N * g.K;
     [[maybe_unused]] const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
+    if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
 
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(threads)
