@@ -210,3 +210,26 @@ def test_training_is_bitwise_reproducible_for_any_thread_count(mnist_small, mode
     for p, q, r in zip(*runs):
         np.testing.assert_array_equal(p, q)
         np.testing.assert_array_equal(p, r)  # every kernel's summation order is thread-independent
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+def test_folded_plain_sgd_matches_the_separate_update(mnist_small, backend):
+    """Plain SGD on an MLP is applied inside the weight-gradient GEMMs (W += -lr x^T dy); the
+    same optimizer with clipping switched on (a bound never reached) takes the separate path."""
+    (X, y), _ = mnist_small
+    X, y = X[:600], y[:600]
+    folded, separate = mf.optim.SGD(0.1), mf.optim.SGD(0.1, clipvalue=1e30)
+    assert folded.plain_sgd and not separate.plain_sgd
+    assert not mf.optim.SGD(0.1, momentum=0.9).plain_sgd and not mf.optim.Adam().plain_sgd
+    runs = []
+    for opt in (folded, separate):
+        model = mf.MLP(backend=backend, seed=3)
+        steps = StepLosses()
+        model.fit(X, y, epochs=2, batch_size=32, optimizer=opt, lr_schedule="cosine", verbose=0, callbacks=[steps])
+        runs.append((np.array(steps.losses), model.get_params()))
+        assert opt.iterations == 2 * 19  # a folded step is still a step (the schedule counts them)
+        assert model._fold_sgd is False and all(layer.apply_sgd is None for layer in model.layers)
+    assert_close(runs[0][0], runs[1][0], "training_loss", "per-step loss")
+    for k, (a, b) in enumerate(zip(runs[0][1], runs[1][1])):
+        assert_close(a, b, "training_weights", f"param {k}")
+    assert not np.array_equal(runs[0][1][0], mf.MLP(backend=backend, seed=3).get_params()[0])  # it trained

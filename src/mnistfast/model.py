@@ -88,6 +88,7 @@ class Sequential:
         self._rng = np.random.default_rng(seed)
         self.input_shape = None
         self._step_bufs = {}
+        self._fold_sgd = False  # during fit: plain SGD applied inside the layers' gradient GEMMs
         self.preprocessing = None  # a Preprocessing, applied to raw (integer) pixel input
         if input_shape is not None:
             self.build(input_shape)
@@ -295,8 +296,12 @@ class Sequential:
         logits = self.forward(x, training=True)
         dlogits = self._buf("dlogits", x.shape[0], (self.n_classes,))
         self.backend.xent_accumulate(logits, y, dlogits, totals)
-        self.backward(dlogits)
-        optimizer.step()
+        if self._fold_sgd:
+            self.backward(dlogits)  # the layers applied the update
+            optimizer.count_step()
+        else:
+            self.backward(dlogits)
+            optimizer.step()
 
     def loss_and_grads(self, X, y, training: bool = True):
         """Mean loss and its gradients (API layout, the order of ``get_params`` without the state)
@@ -390,6 +395,12 @@ class Sequential:
 
         history = History()
         totals = be.zeros((4,), dtype=np.float64)
+        # Plain SGD, where every trainable layer can apply it, is folded into the weight-gradient
+        # GEMMs (W += -lr * x^T dy): no gradient buffer written and read back, no separate update.
+        trainable = [layer for layer in self.layers if layer.params]
+        self._fold_sgd = optimizer.plain_sgd and all(layer.can_apply_sgd for layer in trainable)
+        for layer in trainable:
+            layer.apply_sgd = optimizer if self._fold_sgd else None
         # Callbacks that override on_batch_end get each step's loss: the only per-step read-back.
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         good = be.to_host(self.flat_params)  # the last good weights, restored if the run diverges
@@ -454,6 +465,9 @@ class Sequential:
                     break
         finally:
             self._step_bufs.clear()
+            self._fold_sgd = False
+            for layer in self.layers:
+                layer.apply_sgd = None
         for cb in callbacks:
             cb.on_train_end(history.history)
         return history

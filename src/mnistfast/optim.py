@@ -56,6 +56,16 @@ class Optimizer:
     def _update(self, grad_scale: float, clip_value: float) -> None:
         raise NotImplementedError
 
+    @property
+    def plain_sgd(self) -> bool:
+        """True when a step is exactly ``p -= lr * grad`` (no state, decay or clipping): the update
+        can then be folded into each layer's gradient GEMM (see ``Sequential.train_step``)."""
+        return False
+
+    def count_step(self) -> None:
+        """Book a step whose update the layers applied themselves (the folded plain SGD)."""
+        self.iterations += 1
+
     def get_config(self) -> dict:
         return {"lr": self.lr, "clipvalue": self.clipvalue, "clipnorm": self.clipnorm}
 
@@ -78,6 +88,10 @@ class SGD(Optimizer):
     def _update(self, grad_scale, clip_value):
         self.backend.sgd_step(self._params, self._grads, self.velocity, self.lr, self.momentum, self.nesterov,
                               self.weight_decay, grad_scale, clip_value)
+
+    @property
+    def plain_sgd(self) -> bool:
+        return not self.momentum and not self.weight_decay and self.clipvalue is None and self.clipnorm is None
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,

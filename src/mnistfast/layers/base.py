@@ -60,6 +60,7 @@ class Layer:
     # The layer's backward can return dx already multiplied by (x > 0): the ReLU derivative of the
     # layer before it, fused into this layer's kernel (the model turns it on where it applies).
     can_mask_input_grad = False
+    can_apply_sgd = False
 
     def __init__(self):
         self.backend = None
@@ -72,6 +73,10 @@ class Layer:
         self.output_grad_masked = False  # the next layer's backward hands back dy * (y > 0)
         self.seed = 0  # set by the model; layers that draw random numbers use it
         self.absorbed = False  # the layer before runs this one inside its own kernels
+        # Set by the model during a plain-SGD fit (to the optimizer, for its current lr) on layers
+        # that can apply the update themselves (can_apply_sgd): backward then updates the
+        # parameters in place instead of filling the gradients.
+        self.apply_sgd = None
         self._bufs = None
 
     # -- building -----------------------------------------------------------------------------------

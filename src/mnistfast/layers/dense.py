@@ -15,6 +15,7 @@ class Dense(Layer):
     """``Dense(units, activation=None | "relu")``. ``W`` is ``(fan_in, units)``, He-initialised."""
 
     can_mask_input_grad = True
+    can_apply_sgd = True
 
     def __init__(self, units: int, activation=None):
         super().__init__()
@@ -54,12 +55,17 @@ class Dense(Layer):
         be = self.backend
         if self.activation == "relu" and not self.output_grad_masked:
             be.relu_backward(dy, self.y, dy)
-        be.gemm(self.x, dy, out=self.grads[0], trans_a=True)
+        dx = None
+        if self.needs_input_grad:  # first: a folded update below changes W
+            dx = self._bufs.get("dx", dy.shape[0], (self.fan_in,))
+            be.linear_backward_input(dy, self.params[0], self.x if self.mask_input_grad else None, dx)
         be.bias_grad(dy, self.grads[1])
-        if not self.needs_input_grad:
-            return None
-        dx = self._bufs.get("dx", dy.shape[0], (self.fan_in,))
-        be.linear_backward_input(dy, self.params[0], self.x if self.mask_input_grad else None, dx)
+        if self.apply_sgd is None:
+            be.gemm(self.x, dy, out=self.grads[0], trans_a=True)
+        else:  # W += -lr * x^T dy in the GEMM's epilogue; the bias gradient is too small to matter
+            lr = self.apply_sgd.lr
+            be.gemm(self.x, dy, out=self.params[0], trans_a=True, alpha=-lr, beta=1.0)
+            be.sgd_step(self.params[1], self.grads[1], None, lr, 0.0, False, 0.0, 1.0, 0.0)
         return dx
 
     def get_config(self):
