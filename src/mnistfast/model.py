@@ -276,7 +276,8 @@ class Sequential:
         return x
 
     def backward(self, dlogits) -> None:
-        """Fills every layer's gradients from dL/dlogits."""
+        """Fills every layer's gradients from dL/dlogits (in a folded plain-SGD fit, the Dense
+        layers apply the update instead)."""
         dy = dlogits
         for layer in reversed(self.layers[self._first_trainable :]):
             if not layer.absorbed:
@@ -296,11 +297,10 @@ class Sequential:
         logits = self.forward(x, training=True)
         dlogits = self._buf("dlogits", x.shape[0], (self.n_classes,))
         self.backend.xent_accumulate(logits, y, dlogits, totals)
+        self.backward(dlogits)
         if self._fold_sgd:
-            self.backward(dlogits)  # the layers applied the update
-            optimizer.count_step()
+            optimizer.count_step()  # the layers applied the update
         else:
-            self.backward(dlogits)
             optimizer.step()
 
     def loss_and_grads(self, X, y, training: bool = True):

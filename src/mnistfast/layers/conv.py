@@ -36,6 +36,7 @@ class Conv2D(Layer):
         self.filters, self.padding, self.use_bias, self.activation = filters, padding, bool(use_bias), activation
         self.kernel = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
+        self.pool = None  # a MaxPool2D this layer runs inside its own kernels (see absorb)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -91,7 +92,7 @@ class Conv2D(Layer):
         self.x = x
         bias = self.params[1] if self.use_bias else None
         relu = self.activation == "relu"
-        pool = getattr(self, "pool", None)
+        pool = self.pool
         if pool is not None:  # the pooled map and its argmax, in the pool layer's buffers
             pool.y = pool._bufs.get("y", x.shape[0], pool.output_shape)
             pool.argmax = pool._bufs.get("argmax", x.shape[0], pool.output_shape, dtype=np.int32)
@@ -104,7 +105,7 @@ class Conv2D(Layer):
 
     def backward(self, dy):
         be = self.backend
-        pool = getattr(self, "pool", None)
+        pool = self.pool
         if pool is not None:  # dy is the pooled map's gradient; max and ReLU commute
             db = self.grads[1] if self.use_bias else None
             be.conv2d_maxpool_backward(dy, pool.argmax, pool.y, self.x, self.params[0], self.grads[0], db, self.kernel,

@@ -62,7 +62,7 @@ class Dense(Layer):
         be.bias_grad(dy, self.grads[1])
         if self.apply_sgd is None:
             be.gemm(self.x, dy, out=self.grads[0], trans_a=True)
-        else:  # W += -lr * x^T dy in the GEMM's epilogue; the bias gradient is too small to matter
+        else:  # W += -lr * x^T dy by the GEMM itself; the bias (units floats) takes the update kernel
             lr = self.apply_sgd.lr
             be.gemm(self.x, dy, out=self.params[0], trans_a=True, alpha=-lr, beta=1.0)
             be.sgd_step(self.params[1], self.grads[1], None, lr, 0.0, False, 0.0, 1.0, 0.0)
