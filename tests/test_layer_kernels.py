@@ -253,6 +253,22 @@ def test_adam_matches_hand_computation(ref):
     np.testing.assert_allclose(p, [1.0 - 0.1, -2.0 + 0.1], rtol=1e-6)
 
 
+def test_cpp_optimizer_state_never_goes_subnormal(cpp):
+    """Moments that would decay below FLT_MIN (a dead unit's, gradient 0) become 0: subnormal
+    operands cost the CPU a microcode assist on every multiply."""
+    tiny = np.finfo(np.float32).tiny  # the smallest normal float32
+    p, g = np.ones(4, np.float32), np.zeros(4, np.float32)
+    m = np.array([tiny, -tiny, 1e-3, 0.0], np.float32)
+    v = np.array([tiny, tiny, 1e-3, 0.0], np.float32)
+    cpp.adam_step(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 3, 1.0, 0.0)
+    np.testing.assert_array_equal(m[:2], 0.0)  # 0.9 * tiny is subnormal: flushed
+    np.testing.assert_array_equal(v[:2], 0.0)  # 0.999 * tiny as well
+    assert m[2] == np.float32(0.9) * np.float32(1e-3)  # normal values are untouched
+    velocity = np.array([tiny, 1.0], np.float32)
+    cpp.sgd_step(np.ones(2, np.float32), np.zeros(2, np.float32), velocity, 0.1, 0.5, False, 0.0, 1.0, 0.0)
+    np.testing.assert_array_equal(velocity, [0.0, 0.5])
+
+
 @pytest.mark.parametrize("n", [1, 5, 70_001])
 def test_sum_squares(backend, rng, n):
     x = uniform(rng, n)
