@@ -13,7 +13,7 @@ namespace {
 // Optimizer state below the smallest normal float becomes 0. The momentum of a weight whose
 // gradient stays 0 (a dead ReLU unit) decays geometrically into the subnormal range, where every
 // multiply costs the CPU a microcode assist: measured on the basic CNN, 18 % of Adam's first-moment
-// entries were subnormal after three epochs, and each epoch took 15 % longer than the one before.
+// entries were subnormal after three epochs, which took 6.4, 7.2 and 7.5 s (flat at 6.6-6.8 s now).
 // The values lost are below 1.2e-38; the parameter updates they would make are smaller still.
 inline float flush_subnormal(float x) { return std::fabs(x) < FLT_MIN ? 0.0f : x; }
 
