@@ -38,6 +38,15 @@ float* optional_out(const char* fn, const char* name, const py::object& obj, std
     return fptr_mut(holder);
 }
 
+// An optional (F,) bias: null when b is None; its array is kept in holder.
+const float* optional_bias(const char* fn, const py::object& b_obj, int F, py::array& holder, const py::array& out) {
+    if (b_obj.is_none()) return nullptr;
+    holder = checked(fn, "b", b_obj, 1, false);
+    expect_shape(fn, "b", holder, {F});
+    expect_no_alias(fn, "out", out, {{"b", &holder}});
+    return fptr(holder);
+}
+
 // -- convolution --------------------------------------------------------------------------------
 // Every output window must start inside the padded input (it may run past it: that part reads zeros).
 void check_windows(const char* fn, const mf::ConvGeom& g, const char* out_name, const py::array& out, const py::array& x) {
@@ -75,13 +84,7 @@ py::array conv2d_forward(const py::object& x_obj, const py::object& w_obj, const
     expect_shape(fn, "w", w, {g.patch(), g.F});
     check_windows(fn, g, "out", out, x);
     py::array bias;
-    const float* bp = nullptr;
-    if (!b_obj.is_none()) {
-        bias = checked(fn, "b", b_obj, 1, false);
-        expect_shape(fn, "b", bias, {g.F});
-        bp = fptr(bias);
-        expect_no_alias(fn, "out", out, {{"b", &bias}});
-    }
+    const float* bp = optional_bias(fn, b_obj, g.F, bias, out);
     expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}});
     {
         py::gil_scoped_release nogil;
@@ -198,6 +201,8 @@ mf::ConvGeom conv_pool_geom(const char* fn, const py::array& x, const py::array&
                               " pool does not fit the " + to_string(oh) + "x" + to_string(ow) + " conv output");
     expect_shape(fn, "w", w, {g.patch(), g.F});
     check_windows(fn, g, "the conv output", pooled, x);
+    if (static_cast<long>(g.OH) * g.OW * g.F > INT32_MAX)  // argmax holds offsets within an image
+        throw py::value_error(std::string(fn) + ": the conv output image is too large for int32 argmax offsets");
     return g;
 }
 
@@ -211,18 +216,10 @@ bool conv2d_maxpool_forward(const py::object& x_obj, const py::object& w_obj, co
     auto arg = checked(fn, "argmax", arg_obj, 4, true, py::dtype::of<int32_t>());
     for (auto* a : {&x, &w, &out}) expect_int_range(fn, *a);
     const mf::ConvGeom g = conv_pool_geom(fn, x, w, out, kh, kw, sh, sw, ph, pw, oh, ow, pool);
-    if (static_cast<long>(g.OH) * g.OW * g.F > INT32_MAX)
-        throw py::value_error(std::string(fn) + ": the conv output image is too large for int32 argmax offsets");
     expect_shape(fn, "out", out, {g.N, oh / pool, ow / pool, g.F});
     expect_shape(fn, "argmax", arg, {g.N, oh / pool, ow / pool, g.F});
     py::array bias;
-    const float* bp = nullptr;
-    if (!b_obj.is_none()) {
-        bias = checked(fn, "b", b_obj, 1, false);
-        expect_shape(fn, "b", bias, {g.F});
-        bp = fptr(bias);
-        expect_no_alias(fn, "out", out, {{"b", &bias}});
-    }
+    const float* bp = optional_bias(fn, b_obj, g.F, bias, out);
     expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}, {"argmax", &arg}});
     expect_no_alias(fn, "argmax", arg, {{"x", &x}, {"w", &w}});
     if (bp) expect_no_alias(fn, "argmax", arg, {{"b", &bias}});
@@ -245,10 +242,9 @@ bool conv2d_maxpool_backward(const py::object& dy_obj, const py::object& arg_obj
     for (auto* a : {&dy, &x, &w, &dw}) expect_int_range(fn, *a);
     const mf::ConvGeom g = conv_pool_geom(fn, x, w, dy, kh, kw, sh, sw, ph, pw, oh, ow, pool);
     const long image = static_cast<long>(g.OH) * g.OW * g.F;
-    if (image > INT32_MAX)
-        throw py::value_error(std::string(fn) + ": the conv output image is too large for int32 argmax offsets");
-    for (auto* a : {&dy, &arg, &out}) expect_shape(fn, a == &dy ? "dy" : a == &arg ? "argmax" : "out", *a,
-                                                   {g.N, oh / pool, ow / pool, g.F});
+    expect_shape(fn, "dy", dy, {g.N, oh / pool, ow / pool, g.F});
+    expect_shape(fn, "argmax", arg, {g.N, oh / pool, ow / pool, g.F});
+    expect_shape(fn, "out", out, {g.N, oh / pool, ow / pool, g.F});
     expect_shape(fn, "dw", dw, {g.patch(), g.F});
     py::array db;
     float* dbp = optional_out(fn, "db", db_obj, {g.F}, db, 1);

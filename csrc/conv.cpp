@@ -22,12 +22,6 @@ int images_per_chunk(const ConvGeom& g) {
     return static_cast<int>(std::max(1L, std::min<long>(g.N, COLS_CHUNK_FLOATS / std::max(1L, per_image))));
 }
 
-// A per-thread scratch buffer that only grows.
-float* scratch(std::vector<float>& buf, size_t n) {
-    if (buf.size() < n) buf.resize(n);
-    return buf.data();
-}
-
 // c[M x N] = op(a) @ op(b) (+ beta * c), one thread: the caller parallelizes over chunks.
 void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, const float* b, long ldb, float* c,
              long ldc, const float* bias = nullptr, bool relu = false) {
@@ -44,17 +38,12 @@ void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, co
 }  // namespace
 
 // For a fixed kernel row ky, the KW taps of a patch are KW neighbouring pixels: in channels-last
-// storage one contiguous run of KW * C floats, copied (or summed) as a whole. Runs this short
-// (3 floats for a 3x3 kernel on one channel) are copied by a plain loop, which CMakeLists.txt keeps
-// GCC from turning back into a memcpy call per run.
+// storage one contiguous run of KW * C floats, copied (or summed) as a whole by a plain loop, which
+// CMakeLists.txt keeps GCC from turning into a memcpy call per run (the runs are short).
 namespace {
 
 inline void copy_run(const float* __restrict src, int n, float* __restrict dst) {
-    switch (n) {  // the first layer's runs (one channel): constant counts, so no loop at all
-        case 3: dst[0] = src[0], dst[1] = src[1], dst[2] = src[2]; return;
-        case 5: dst[0] = src[0], dst[1] = src[1], dst[2] = src[2], dst[3] = src[3], dst[4] = src[4]; return;
-        default: for (int i = 0; i < n; ++i) dst[i] = src[i];
-    }
+    for (int i = 0; i < n; ++i) dst[i] = src[i];
 }
 
 inline void add_run(const float* __restrict src, int n, float* __restrict dst) {
@@ -132,7 +121,7 @@ void conv2d_forward(const float* x, const float* w, const float* bias, float* ou
         const long rows = count * per_image;
         const float* a = x + pixel(g, n0, 0, 0);
         if (!g.pointwise()) {
-            float* cols = scratch(cols_buf, static_cast<size_t>(rows) * patch);
+            float* cols = grown(cols_buf, static_cast<size_t>(rows) * patch);
             im2col(x, g, n0, count, cols);
             a = cols;
         }
@@ -152,8 +141,8 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
     // so the result does not depend on the thread count. The buffers persist per calling thread: a
     // fresh multi-MiB allocation each step would be paid again in page faults.
     thread_local std::vector<float> partial_buf, partial_db_buf;
-    float* partial = scratch(partial_buf, chunks > 1 ? dw_size * (chunks - 1) : 0);
-    float* partial_db = scratch(partial_db_buf, db ? static_cast<size_t>(g.F) * chunks : 0);
+    float* partial = grown(partial_buf, chunks > 1 ? dw_size * (chunks - 1) : 0);
+    float* partial_db = grown(partial_db_buf, db ? static_cast<size_t>(g.F) * chunks : 0);
     const GemmKernel kernel = gemm_kernel();  // for the OpenMP workers, as in the forward pass
     MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
         use_gemm_kernel(kernel);
@@ -163,7 +152,7 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
         const float* dyk = dy + n0 * per_image * g.F;
         const float* cols = x + pixel(g, n0, 0, 0);
         if (!g.pointwise()) {
-            float* c = scratch(cols_buf, static_cast<size_t>(rows) * patch);
+            float* c = grown(cols_buf, static_cast<size_t>(rows) * patch);
             im2col(x, g, n0, count, c);
             cols = c;
         }
@@ -174,7 +163,7 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
             if (g.pointwise()) {
                 gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dx + pixel(g, n0, 0, 0), patch);
             } else {
-                float* dcols = scratch(dcols_buf, static_cast<size_t>(rows) * patch);
+                float* dcols = grown(dcols_buf, static_cast<size_t>(rows) * patch);
                 gemm_1t(false, true, rows, patch, g.F, dyk, g.F, w, g.F, dcols, patch);
                 col2im(dcols, g, n0, count, dx);
             }

@@ -14,7 +14,16 @@
 // thread count.
 #pragma once
 
+#include <cstddef>
+#include <vector>
+
 namespace mf {
+
+// A per-thread work buffer that only grows: a training loop's calls reuse it, allocating nothing.
+inline float* grown(std::vector<float>& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
 
 struct ConvGeom {
     int N, H, W, C;       // input

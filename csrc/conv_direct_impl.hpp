@@ -88,11 +88,6 @@ void conv_image(const float* padded, const Padded& pd, const float* w, const flo
     }
 }
 
-inline float* grown(std::vector<float>& buf, long n) {
-    if (static_cast<long>(buf.size()) < n) buf.resize(n);
-    return buf.data();
-}
-
 template <int F>
 void forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
     const Padded pd(g);

@@ -141,7 +141,7 @@ class Backend:
         """conv2d_forward into a ``(N, *conv_hw, F)`` map, then maxpool_forward of it into ``out``
         and ``argmax``. This composition is the definition; a backend may fuse the two (cpp does for
         a single input channel) so that the full-resolution map never goes to memory."""
-        conv = self._scratch("conv2d_maxpool", (x.shape[0], *conv_hw, out.shape[3]))
+        conv = self._workspace("conv2d_maxpool", (x.shape[0], *conv_hw, out.shape[3]))
         self.conv2d_forward(x, w, b, conv, kernel, stride, padding, relu)
         return self.maxpool_forward(conv, out, argmax, pool)
 
@@ -149,19 +149,20 @@ class Backend:
                                 relu_mask=False):
         """maxpool_backward of the pooled gradient ``dy``, then conv2d_backward for ``dw`` and ``db``
         (no input gradient: the fused pair is a first layer)."""
-        dconv = self._scratch("conv2d_maxpool", (x.shape[0], *conv_hw, dy.shape[3]))
+        dconv = self._workspace("conv2d_maxpool", (x.shape[0], *conv_hw, dy.shape[3]))
         self.maxpool_backward(dy, argmax, out, dconv, pool, relu_mask)
         self.conv2d_backward(dconv, x, w, dw, db, None, kernel, stride, padding)
 
-    def _scratch(self, name, shape):
-        """A work array of this backend, kept by name and shape for the next call."""
-        bufs = self.__dict__.setdefault("_scratch_bufs", {})
-        key = (name, tuple(shape))
-        if key not in bufs:
-            if len(bufs) >= 8:  # shapes come and go (the last batch of an epoch): keep few
-                bufs.clear()
-            bufs[key] = self.empty(shape)
-        return bufs[key]
+    def _workspace(self, name, shape, dtype=None):
+        """A cached work buffer of this backend, viewed as ``shape`` (grown when too small, never
+        shrunk), so a training step allocates nothing."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        size = int(np.prod(shape, dtype=np.int64))
+        work = self.__dict__.setdefault("_work", {})
+        buf = work.get(name)
+        if buf is None or buf.shape[0] < max(1, size) or buf.dtype != dtype:
+            buf = work[name] = self.empty((max(1, size),), dtype=dtype)
+        return buf[:size].reshape(shape)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.dtype}>"

@@ -114,14 +114,6 @@ class CudaBackend(Backend):
             raise TypeError(f"{type(a).__name__} is not a device array: it does not export __cuda_array_interface__")
         return self._cuda.as_cuda_array(a)
 
-    def _workspace(self, name, shape, dtype=np.float32):
-        """A cached device buffer reshaped to ``shape`` (grown when too small, never shrunk)."""
-        size = max(1, int(np.prod(shape, dtype=np.int64)))
-        buf = self._work.get(name)
-        if buf is None or buf.shape[0] < size or buf.dtype != dtype:
-            buf = self._work[name] = self._cuda.device_array(size, dtype=dtype)
-        return buf[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
-
     # -- argument checks ------------------------------------------------------------------------
     def _arr(self, fn, name, a, ndim=None, shape=None, dtype=np.float32):
         if not self._is_device(a):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .base import Layer
 from .dense import ACTIVATIONS
+from .pooling import MaxPool2D
 
 
 def _pair(value, what):
@@ -81,8 +82,6 @@ class Conv2D(Layer):
         """A first layer (no input gradient) runs the MaxPool2D after it in the same kernels:
         ``conv2d_maxpool_forward/backward``, where a backend can keep the full-resolution map
         out of memory."""
-        from .pooling import MaxPool2D
-
         if self.needs_input_grad or not isinstance(nxt, MaxPool2D):
             return False
         self.pool = nxt
