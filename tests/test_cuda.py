@@ -168,3 +168,32 @@ def test_missing_gpu_is_a_clear_error():
     code = "import mnistfast as mf\ntry:\n    mf.get_backend('cuda')\nexcept RuntimeError as e:\n    print(e)\n"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "cuda backend unavailable" in out and ("GPU" in out or "numba-cuda" in out), out
+
+
+@pytest.mark.skipif(not CUDA_SIMULATED, reason="checks the Numba CUDA simulator, which is off")
+def test_simulator_threads_of_a_block_share_one_shared_array(monkeypatch):
+    """Threads that reach cuda.shared.array together get one array, however their switches fall.
+
+    A slow allocation widens the window in which the simulator's own lookup (check, then set)
+    hands some threads private arrays; mnistfast's kernels would then read garbage."""
+    import threading
+    import time
+
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    import mnistfast.backends.cuda.launch  # noqa: F401  (installs the locked lookup)
+
+    allocate = np.empty
+    monkeypatch.setattr(np, "empty", lambda *a, **k: (time.sleep(1e-3), allocate(*a, **k))[1])
+    shared, start, got = FakeCUDAShared(0), threading.Barrier(8), []
+
+    def thread():
+        start.wait()
+        got.append(shared.array((4,), np.float32))
+
+    threads = [threading.Thread(target=thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len({id(a) for a in got}) == 1

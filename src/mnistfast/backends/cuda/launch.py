@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
+import numpy as np
 from numba.cuda import config
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -25,3 +29,42 @@ def grid(n: int):
 def grid_blocks(n_blocks: int) -> int:
     """Blocks for a kernel that loops over ``n_blocks`` independent work items (tiles, channels)."""
     return max(1, min(MAX_BLOCKS, n_blocks))
+
+
+def _share_simulator_shared_arrays_safely():
+    """Make the simulator's ``cuda.shared.array`` hand every thread of a block the same array.
+
+    The simulator finds a block's shared array by the caller's file and line in a dict and
+    creates it on a miss. Two threads that miss at the same time each create one (check, then
+    set, without a lock), and the thread left holding its own copy reads uninitialised memory
+    after the barrier: the rare wrong GEMM tile and drifting training run seen under the
+    simulator. The same lookup, under a lock.
+    """
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.core import types
+    from numba.np import numpy_support
+
+    original = FakeCUDAShared.array
+    if getattr(original, "locked", False):
+        return
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory needs no lookup
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                found = self._allocations[key] = np.empty(shape, dtype)
+        return found
+
+    array.locked = True
+    FakeCUDAShared.array = array
+
+
+if SIMULATOR:
+    _share_simulator_shared_arrays_safely()
