@@ -9,7 +9,7 @@
 
 #include "conv_direct.hpp"
 #include "parallel.hpp"
-#include "pool.hpp"
+#include "pool_image.hpp"
 
 namespace mf {
 namespace MF_ISA {
@@ -112,7 +112,7 @@ void forward_pool(const float* x, const float* w, const float* bias, float* out,
         float* c = grown(conv, conv_size);
         pad_image(x, g, pd, n, padded);
         conv_image<F>(padded, pd, w, bias, relu, g, c);
-        maxpool_forward(c, 1, g.OH, g.OW, F, P, out + n * pooled, argmax + n * pooled);
+        maxpool_image_forward(c, g.OH, g.OW, F, P, out + n * pooled, argmax + n * pooled);
     }
 }
 
@@ -209,8 +209,9 @@ long backward_pool(const float* dy_pooled, const int32_t* argmax, const float* o
     return backward_chunks<KW, F>(x, dw, db, g, [&](int n0, int n1, long& bad) {
         thread_local std::vector<float> dy_buf;
         float* dy = grown(dy_buf, IMAGE_CHUNK * per_image);
-        bad += maxpool_backward(dy_pooled + n0 * pooled, argmax + n0 * pooled, out + n0 * pooled, relu_mask, n1 - n0,
-                                g.OH, g.OW, F, P, dy);
+        for (int n = n0; n < n1; ++n)
+            bad += maxpool_image_backward(dy_pooled + n * pooled, argmax + n * pooled, out + n * pooled, relu_mask,
+                                          g.OH, g.OW, F, P, dy + (n - n0) * per_image);
         return static_cast<const float*>(dy);
     });
 }

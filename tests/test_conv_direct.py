@@ -113,6 +113,24 @@ def test_fused_conv_pool_names_a_bad_argmax(rng):
         be.conv2d_maxpool_forward(x, wt, None, out, arg, *geom, (2, 2), 3)
 
 
+def test_maxpool_backward_sends_an_argmax_outside_its_window_where_it_points(rng, ref):
+    """cpp's 2x2 backward writes each window's own elements in one pass; an argmax that points
+    elsewhere in its image (no forward pass makes one) still puts the gradient there, as the
+    reference's scatter does, standalone and inside the fused kernel."""
+    be = mf.get_backend("cpp")
+    x, dy = uniform(rng, 3, 10, 10, 8), uniform(rng, 3, 5, 5, 8)
+    out, arg = np.empty((3, 5, 5, 8), np.float32), np.empty((3, 5, 5, 8), np.int32)
+    be.maxpool_forward(x, out, arg, 2)
+    # Window (4, 4), channel 0: an element that did not win there (so nothing else writes it).
+    target = next(t for t in (8 * 10 + 8, 8 * 10 + 9, 9 * 10 + 8, 9 * 10 + 9) if t * 8 != arg[1, 4, 4, 0]) * 8
+    arg[1, 0, 0, 0] = target
+    dx, dx_r = np.full(x.shape, np.nan, np.float32), np.empty(x.shape)
+    be.maxpool_backward(dy, arg, out, dx, 2)
+    ref.maxpool_backward(*f64(dy), arg, *f64(out), dx_r, 2)
+    np.testing.assert_array_equal(dx, dx_r.astype(np.float32))
+    assert dx[1].reshape(-1)[target] == dy[1, 0, 0, 0] and dx[1, 0:2, 0:2, 0].sum() == 0
+
+
 def test_a_first_conv_absorbs_the_pool_after_it():
     model = mf.Sequential([mf.layers.Conv2D(8, 3, activation="relu"), mf.layers.MaxPool2D(2),
                            mf.layers.Conv2D(8, 3, activation="relu"), mf.layers.MaxPool2D(2), mf.layers.Flatten(),
