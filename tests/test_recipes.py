@@ -21,7 +21,9 @@ def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model,
     if model == "cnn-improved":
         assert "RandomAffine(rotation=0.03, translation=0.06, zoom=0.05" in printed
         assert record["config"]["validation_split"] == 0.1 and "val_loss" in record["epochs"][0]
-    assert record["config"]["lr_schedule"] == "onecycle"
+    else:  # the public recipe's optimizer and warm-up, not the schedule's defaults
+        assert "Adam(lr=0.01," in printed and "betas=(0.7, 0.9)" in record["config"]["optimizer"]
+    assert record["config"]["lr_schedule"].lower().startswith("onecycle")
 
 
 def test_ensemble_option_trains_members_and_saves_their_average(small_mnist_dir, tmp_path, capsys):
@@ -57,3 +59,14 @@ def test_default_mlp_keeps_its_layout():
     assert [type(layer).__name__ for layer in m.layers] == ["Dense"] * 3
     assert [p.shape for p in m.get_params()] == [(784, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
     assert np.isfinite(m.get_params()[0]).all()
+
+
+def test_a_recipe_keeps_its_optimizer_and_schedule_options_only_for_its_own_choices():
+    from mnistfast.presets import RECIPES
+    from mnistfast.schedules import OneCycle
+
+    own = RECIPES["cnn-fast"].fit_kwargs()
+    assert own["optimizer"].betas == (0.7, 0.9) and own["optimizer"].lr == 1e-2
+    assert isinstance(own["lr_schedule"], OneCycle) and own["lr_schedule"].pct_start == 0.3
+    other = RECIPES["cnn-fast"].fit_kwargs(optimizer="sgd", lr_schedule="cosine")
+    assert type(other["optimizer"]).__name__ == "SGD" and other["lr_schedule"] == "cosine"

@@ -381,10 +381,13 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
     torch.set_num_threads(threads)
     net = nn.Sequential(nn.Conv2d(1, 24, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(24, 32, 3), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=r.lr)
+    kwargs = r.fit_kwargs()
+    opt = torch.optim.Adam(net.parameters(), lr=r.lr, betas=kwargs["optimizer"].betas)
+    one_cycle = kwargs["lr_schedule"]
     steps = -(-len(X) // r.batch_size) * r.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, pct_start=0.25,
-                                                div_factor=25.0, final_div_factor=1e4, cycle_momentum=False)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, pct_start=one_cycle.pct_start,
+                                                div_factor=one_cycle.div_factor,
+                                                final_div_factor=one_cycle.final_div_factor, cycle_momentum=False)
     Xd, yd = torch.from_numpy(X.reshape(-1, 1, 28, 28)), torch.from_numpy(y)
     loss_fn = nn.CrossEntropyLoss()
     t0 = time.perf_counter()

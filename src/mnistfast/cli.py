@@ -323,7 +323,7 @@ def cmd_train(args) -> int:
               f"training time: {train_time:.2f}s")
         epochs = [dict(epoch=e, **{k: v[i] for k, v in history.history.items()}) for i, e in enumerate(history.epoch)]
         config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
-        config.update(seed=seed, optimizer=repr(fit_kwargs["optimizer"]), lr_schedule=fit_kwargs["lr_schedule"],
+        config.update(seed=seed, optimizer=repr(fit_kwargs["optimizer"]), lr_schedule=str(fit_kwargs["lr_schedule"]),
                       epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"], validation_split=split,
                       augment=repr(fit_kwargs.get("augment")), out=str(out))
         records.append({"config": config, "epochs": epochs, "train_time_s": train_time, "test_loss": test["loss"],

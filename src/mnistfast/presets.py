@@ -16,6 +16,7 @@ from .callbacks import ReduceLROnPlateau
 from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU
 from .model import Sequential
 from .optim import SGD, Adam
+from .schedules import get_schedule
 
 DEFAULT_LAYERS = (784, 128, 64, 10)
 
@@ -33,15 +34,23 @@ class Recipe:
     plateau: dict | None = None  # ReduceLROnPlateau arguments (monitors the validation split)
     validation_split: float = 0.0
     weight_decay: float = 0.0
-    extra: dict = field(default_factory=dict)
+    optimizer_options: dict = field(default_factory=dict)  # e.g. Adam's betas
+    schedule_options: dict = field(default_factory=dict)  # e.g. OneCycle's pct_start
 
     def make_optimizer(self, **options):
-        return {"sgd": SGD, "adam": Adam}[self.optimizer](lr=self.lr, weight_decay=self.weight_decay, **options)
+        return {"sgd": SGD, "adam": Adam}[self.optimizer](lr=self.lr, weight_decay=self.weight_decay,
+                                                          **{**self.optimizer_options, **options})
 
     def fit_kwargs(self, optimizer_options=None, **overrides) -> dict:
-        """Keyword arguments for ``fit``; ``overrides`` replace recipe fields first (None keeps)."""
+        """Keyword arguments for ``fit``; ``overrides`` replace recipe fields first (None keeps).
+        Another optimizer or schedule than the recipe's drops the recipe's options for it."""
         r = replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        kwargs = {"optimizer": r.make_optimizer(**(optimizer_options or {})), "lr_schedule": r.lr_schedule,
+        if r.optimizer != self.optimizer:
+            r = replace(r, optimizer_options={})
+        if r.lr_schedule != self.lr_schedule:
+            r = replace(r, schedule_options={})
+        schedule = type(get_schedule(r.lr_schedule))(**r.schedule_options) if r.schedule_options else r.lr_schedule
+        kwargs = {"optimizer": r.make_optimizer(**(optimizer_options or {})), "lr_schedule": schedule,
                   "epochs": r.epochs, "batch_size": r.batch_size}
         if r.augment:
             kwargs["augment"] = RandomAffine(**r.augment)
@@ -64,8 +73,11 @@ RECIPES = {
                            plateau={"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6},
                            validation_split=0.1),
     # The fastest route to 99 %: the tiny CNN of the public 0.76 s GPU run (conv 24 5x5, pool,
-    # conv 32 3x3, pool, dense 256), one epoch, batch 256, Adam with a one-cycle schedule.
-    "cnn-fast": Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=1, batch_size=256),
+    # conv 32 3x3, pool, dense 256), one epoch, batch 256, and its optimizer: Adam at a peak of
+    # 1e-2 with short memories (betas 0.7, 0.9), warming up over 30 % of the steps. With Keras's
+    # Adam (3e-3, betas 0.9, 0.999) the same epoch ends near 98.4 %.
+    "cnn-fast": Recipe(optimizer="adam", lr=1e-2, lr_schedule="onecycle", epochs=1, batch_size=256,
+                       optimizer_options={"betas": (0.7, 0.9)}, schedule_options={"pct_start": 0.3}),
 }
 
 
