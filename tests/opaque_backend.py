@@ -73,10 +73,10 @@ class OpaqueBackend(Backend):
     def zeros(self, shape, dtype=None):
         return Opaque(self.inner.zeros(shape, dtype))
 
-    def to_device(self, x, dtype=None):
+    def to_device(self, x, dtype=None, copy=True):
         if isinstance(x, Opaque):
             raise TypeError("to_device: already a backend array")
-        return Opaque(self.inner.to_device(x, dtype))
+        return Opaque(self.inner.to_device(x, dtype, copy))
 
     def to_host(self, a):
         if not isinstance(a, Opaque):

@@ -233,3 +233,23 @@ def test_folded_plain_sgd_matches_the_separate_update(mnist_small, backend):
     for k, (a, b) in enumerate(zip(runs[0][1], runs[1][1])):
         assert_close(a, b, "training_weights", f"param {k}")
     assert not np.array_equal(runs[0][1][0], mf.MLP(backend=backend, seed=3).get_params()[0])  # it trained
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_reads_the_training_arrays_in_place_and_leaves_them_alone(mnist_small, backend, shuffle):
+    """Host backends train on the caller's X and y without copying them (to_device(copy=False));
+    nothing writes to them, batch views included."""
+    (X, y), _ = mnist_small
+    X, y = X[:300].reshape(-1, 1, 28, 28).copy(), y[:300].astype(np.int64)
+    X0, y0 = X.copy(), y.copy()
+    model = mf.Sequential([mf.Conv2D(4, 3, activation="relu"), mf.MaxPool2D(2), mf.Flatten(), mf.Dropout(0.2),
+                           mf.Dense(10)], input_shape=(1, 28, 28), backend=backend)
+    model.fit(X, y, epochs=1, batch_size=64, shuffle=shuffle, verbose=0, optimizer=mf.optim.Adam(1e-3))
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+    be = model.backend
+    assert np.shares_memory(be.to_device(X, copy=False), X) and not np.shares_memory(be.to_device(X), X)
+    X64 = X.astype(np.float64)
+    converted = be.to_device(X64, copy=False)  # another dtype: a converted copy
+    assert converted.dtype == np.float32 and not np.shares_memory(converted, X64)

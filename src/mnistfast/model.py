@@ -372,8 +372,9 @@ class Sequential:
             optimizer.lr = max(lr, self.lr_floor) if self.lr_scale < 1.0 else lr
 
         sample = X.shape[1:]
-        X_dev = be.to_device(X.reshape(n, -1))  # rows gathered per step, then viewed as samples
-        y_dev = be.to_device(y)
+        # Read only (rows gathered per step, then viewed as samples): host backends share X and y.
+        X_dev = be.to_device(X.reshape(n, -1), copy=False)
+        y_dev = be.to_device(y, copy=False)
         xb_full = be.empty((batch_size, X_dev.shape[1]))
         yb_full = be.empty((batch_size,), dtype=np.int64)
         views = {}  # rows -> (x view with the sample shape, y view)

@@ -62,12 +62,15 @@ class Backend:
     def zeros(self, shape, dtype=None):
         return np.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
-    def to_device(self, x, dtype=None):
-        """A backend array holding a copy of host array ``x`` (float data in the backend's dtype)."""
+    def to_device(self, x, dtype=None, copy: bool = True):
+        """A backend array holding host array ``x`` (float data in the backend's dtype): a copy, or
+        with ``copy=False`` ``x`` itself where it already has the dtype and C layout, for a caller
+        that only reads it. Host backends share it then (training data is hundreds of MB, and a
+        fresh copy costs as much in page faults as a few training steps); device backends copy."""
         x = np.asarray(x)
         if dtype is None:
             dtype = self.dtype if x.dtype.kind == "f" else x.dtype
-        return np.array(x, dtype=dtype, order="C", copy=True)
+        return np.array(x, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(x, dtype=dtype)
 
     def to_host(self, a) -> np.ndarray:
         """A host NumPy copy of backend array ``a``."""

@@ -86,7 +86,7 @@ class CudaBackend(Backend):
     def zeros(self, shape, dtype=None):
         return self._cuda.to_device(np.zeros(shape, dtype=self.dtype if dtype is None else dtype))
 
-    def to_device(self, x, dtype=None):
+    def to_device(self, x, dtype=None, copy: bool = True):  # a transfer is always a copy
         if self._is_device(x):
             raise TypeError("to_device: already a device array")
         x = np.asarray(x)
