@@ -15,7 +15,6 @@ namespace mf {
 namespace MF_ISA {
 namespace {
 
-constexpr int PIXEL_BLOCK = 4;  // output pixels per register block in the forward pass
 constexpr int IMAGE_CHUNK = 8;  // images per weight-gradient partial (summed in chunk order)
 
 // The vector registers this ISA has: how many floats each holds, and how many there are.
@@ -26,6 +25,15 @@ constexpr int VEC_FLOATS = 8, VEC_REGS = 16;
 #else
 constexpr int VEC_FLOATS = 4, VEC_REGS = 16;
 #endif
+
+// Output pixels per register block in the forward pass: as many as leave four registers free once
+// each pixel holds its F sums (up to 8, a power of two). More pixels, more independent FMA chains to
+// cover the FMA latency, and each weight vector loaded once per tap serves them all.
+template <int F>
+constexpr int pixel_block() {
+    const int per_pixel = (F + VEC_FLOATS - 1) / VEC_FLOATS, fit = (VEC_REGS - 4) / per_pixel;
+    return fit >= 8 ? 8 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
+}
 
 // The weight gradient keeps one kernel row (KW x F) of sums in registers. Where two copies fit,
 // even and odd pixels get their own, so twice as many independent FMA chains hide the latency.
@@ -81,9 +89,9 @@ void conv_image(const float* padded, const Padded& pd, const float* w, const flo
     for (int oy = 0; oy < g.OH; ++oy) {
         const float* in = padded + oy * pd.Wp;
         float* o = out_image + static_cast<long>(oy) * g.OW * F;
+        constexpr int NB = pixel_block<F>();
         int ox = 0;
-        for (; ox + PIXEL_BLOCK <= g.OW; ox += PIXEL_BLOCK)
-            forward_pixels<F, PIXEL_BLOCK>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
+        for (; ox + NB <= g.OW; ox += NB) forward_pixels<F, NB>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
         for (; ox < g.OW; ++ox) forward_pixels<F, 1>(in + ox, pd.Wp, w, g.KH, g.KW, bias, relu, o + ox * F);
     }
 }
