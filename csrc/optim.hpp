@@ -4,15 +4,19 @@
 // grad_scale carries clipping by global norm.
 #pragma once
 
+#include <cmath>
+
 namespace mf {
 
 struct GradPrep {
     float grad_scale = 1.0f;
     float clip_value = 0.0f;
     inline float operator()(float g) const {
+        // Branch-free (an infinite bound when not clipping), so the update loops vectorize; NaN stays NaN.
+        const float c = clip_value > 0.0f ? clip_value : INFINITY;
         g *= grad_scale;
-        if (clip_value > 0.0f) g = g > clip_value ? clip_value : (g < -clip_value ? -clip_value : g);
-        return g;
+        g = g < -c ? -c : g;
+        return g > c ? c : g;
     }
 };
 
