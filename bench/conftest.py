@@ -1,6 +1,11 @@
 import pytest
 
 import mnistfast as mf
+from mnistfast.bench import steady_allocator
+
+# The baselines allocate every step; give them glibc's large-block reuse from the start, as
+# `mnistfast bench` does (see steady_allocator).
+steady_allocator()
 
 
 @pytest.fixture(scope="session")

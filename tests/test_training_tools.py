@@ -150,3 +150,12 @@ def test_ensemble_averages_probabilities(mnist_small, tmp_path):
     np.testing.assert_array_equal(back.predict_proba(Xt[:50]), ens.predict_proba(Xt[:50]))
     with pytest.raises(ValueError, match="member 1"):
         mf.Ensemble([members[0], mf.MLP([784, 8, 5])])
+
+
+def test_bench_fixes_the_allocator_threshold_where_glibc_runs():
+    import platform
+
+    from mnistfast.bench import steady_allocator
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert steady_allocator() is glibc
