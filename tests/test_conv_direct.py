@@ -26,6 +26,10 @@ CASES = [
     (5, 6, 11, 64, 3, "valid", True),
     (2, 7, 7, 12, 3, "valid", True),  # F not a multiple of 8
     (2, 9, 9, 16, 4, "same", True),  # an even kernel width
+    (3, 12, 10, 16, 5, "valid", True),  # F = 16, 40, 48, 56: whole vectors plus 8-float tails on AVX-512
+    (2, 8, 9, 40, 3, "same", False),
+    (9, 10, 8, 48, 3, "valid", True),
+    (1, 7, 11, 56, 5, "same", True),
 ]
 
 
