@@ -94,6 +94,30 @@ def test_fused_relu_masks_change_nothing(rng):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+def test_flatten_before_dense_folds_its_transpose_into_the_weights(rng, backend):
+    """Flatten -> Dense passes channels-last data on and the Dense keeps its rows in that order;
+    at the API nothing changes: the same parameters give the same outputs and gradients as an
+    unfolded stack (a ReLU after the pooled ReLU outputs changes no value, only the layout path)."""
+    X, y = rng.uniform(0, 1, size=(16, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 16)
+    head = [mf.Conv2D(3, 3, activation="relu"), mf.MaxPool2D(2), mf.Flatten()]
+    folded = mf.Sequential([*head, mf.Dense(10)], input_shape=(1, 8, 8), seed=1, backend=backend)
+    plain = mf.Sequential([mf.Conv2D(3, 3, activation="relu"), mf.MaxPool2D(2), mf.Flatten(), mf.ReLU(),
+                           mf.Dense(10)], input_shape=(1, 8, 8), seed=1, backend=backend)
+    assert folded.layers[2].folded and not plain.layers[2].folded
+    params = folded.get_params()
+    np.testing.assert_array_equal(params[2], plain.get_params()[2])  # the same seed, the same API weights
+    plain.set_params(params)
+    assert_close(folded.predict_proba(X), plain.predict_proba(X), "conv")
+    (l1, g1), (l2, g2) = folded.loss_and_grads(X, y), plain.loss_and_grads(X, y)
+    assert l1 == pytest.approx(l2, rel=1e-6)
+    for a, b in zip(g1, g2):
+        assert_close(a, b, "conv")
+    folded.set_params(params)
+    for a, b in zip(folded.get_params(), params):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_cnn_learns_and_round_trips(mnist_small, tmp_path):
     (X, y), (Xt, yt) = mnist_small
     model = mf.Sequential([mf.Conv2D(8, 3, use_bias=False), mf.BatchNorm(), mf.ReLU(), mf.MaxPool2D(2),

@@ -118,6 +118,8 @@ class Sequential:
                              "end with Flatten() and Dense(n_classes)")
         self.n_classes = s[0]
         self._fuse_relu_masks()
+        for layer, nxt in zip(self.layers, self.layers[1:]):
+            layer.fold_order_into(nxt)
 
         # One flat buffer for all parameters, one for their gradients; layers get views.
         shapes = [shape for layer in self.layers for shape in layer.param_shapes()]

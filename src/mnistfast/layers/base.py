@@ -95,6 +95,11 @@ class Layer:
         asks, and then skips ``nxt`` in both passes). The default: no."""
         return False
 
+    def fold_order_into(self, nxt) -> bool:
+        """Let ``nxt`` read this layer's output in the internal order, where this layer would only
+        rearrange it (Flatten before Dense). Asked once per build, before parameters exist."""
+        return False
+
     @property
     def fused_relu(self) -> bool:
         """True when the layer applies ReLU to its own output (Dense/Conv2D with activation='relu')."""

@@ -16,6 +16,7 @@ class Dense(Layer):
 
     can_mask_input_grad = True
     can_apply_sgd = True
+    takes_input_order = True  # a Flatten before it may hand over its transpose (see reshape.py)
 
     def __init__(self, units: int, activation=None):
         super().__init__()
@@ -25,15 +26,27 @@ class Dense(Layer):
             raise ValueError(f"Dense: activation must be None or 'relu', got {activation!r} "
                              "(other activations are layers: LeakyReLU(), Sigmoid(), Tanh())")
         self.units, self.activation = units, activation
+        self.input_order = None  # row i of the internal W is row input_order[i] of the API's
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(f"Dense needs a flat input, got shape {input_shape}; put Flatten() before it")
         self.fan_in = input_shape[0]
+        self.input_order = None  # until a Flatten before it folds its transpose in
         return (self.units,)
 
     def param_shapes(self):
         return [(self.fan_in, self.units), (self.units,)]
+
+    def from_api(self, k, value):
+        return value[self.input_order] if k == 0 and self.input_order is not None else value
+
+    def to_api(self, k, value):
+        if k == 0 and self.input_order is not None:
+            api = np.empty_like(value)
+            api[self.input_order] = value
+            return api
+        return value
 
     @property
     def param_names(self):
