@@ -6,8 +6,8 @@
 // (xp: the image with its zero padding.) With one channel a patch row has only KH*KW floats, so
 // im2col + GEMM spends its time building the patch matrix and packing it; here each output pixel
 // is KH*KW broadcasts times a vector of F weights, with a block of pixels in registers. The code is
-// plain C++ that the compiler vectorizes along F, compiled once per ISA (conv_direct_<isa>.cpp) and
-// picked with the GEMM kernel. Each entry point returns false for a geometry it does not handle;
+// C++ with GCC vector types along F, compiled once per ISA (conv_direct_<isa>.cpp) and picked with
+// the GEMM kernel. Each entry point returns false for a geometry it does not handle;
 // the caller then takes the im2col path.
 #pragma once
 

@@ -398,6 +398,7 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
     from torch import nn
 
     from .presets import RECIPES
+    from .schedules import get_schedule
 
     r = RECIPES["cnn-fast"]
     torch.manual_seed(seed)
@@ -406,7 +407,7 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 256), nn.ReLU(), nn.Linear(256, 10))
     kwargs = r.fit_kwargs()
     opt = torch.optim.Adam(net.parameters(), lr=r.lr, betas=kwargs["optimizer"].betas)
-    one_cycle = kwargs["lr_schedule"]
+    one_cycle = get_schedule(kwargs["lr_schedule"])  # the recipe's OneCycle, with its options
     steps = -(-len(X) // r.batch_size) * r.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, pct_start=one_cycle.pct_start,
                                                 div_factor=one_cycle.div_factor,
