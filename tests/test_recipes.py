@@ -10,7 +10,7 @@ import mnistfast as mf
 from mnistfast.cli import main
 
 
-@pytest.mark.parametrize("model,epochs,floor", [("cnn-fast", 2, 0.75), ("cnn-improved", 1, 0.5)])
+@pytest.mark.parametrize("model,epochs,floor", [("cnn-fast", 2, 0.75), ("cnn-improved", 1, 0.5), ("cnn-deep", 1, 0.5)])
 def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model, epochs, floor):
     out = tmp_path / model
     assert main(["train", "--model", model, "--data", str(small_mnist_dir), "--epochs", str(epochs),
@@ -18,7 +18,7 @@ def test_cnn_recipes_learn_on_a_subset(small_mnist_dir, tmp_path, capsys, model,
     record = json.loads((out / "history.json").read_text())
     assert record["test_accuracy"] > floor
     printed = capsys.readouterr().out
-    if model == "cnn-improved":
+    if model in ("cnn-improved", "cnn-deep"):
         assert "RandomAffine(rotation=0.03, translation=0.06, zoom=0.05" in printed
         assert record["config"]["validation_split"] == 0.1 and "val_loss" in record["epochs"][0]
     else:  # the public recipe's optimizer and warm-up, not the schedule's defaults

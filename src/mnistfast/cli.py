@@ -13,7 +13,7 @@ from . import __version__
 
 # Training defaults come from each preset's recipe (mnistfast.presets.RECIPES); a flag left at
 # None keeps the recipe's value.
-MODELS = ("mlp", "cnn", "cnn-improved", "cnn-fast")
+MODELS = ("mlp", "cnn", "cnn-improved", "cnn-deep", "cnn-fast")
 
 
 def _layers(text: str) -> list[int]:
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lr 1e-3 cosine, 6 epochs; batch 128). Flags override the recipe.")
     t.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: the seed MLP; cnn: the seed's basic CNN; cnn-improved: its BN + augmentation CNN; "
-                        "cnn-fast: the tiny CNN of the fastest one-epoch recipe")
+                        "cnn-deep: that CNN with two convs in each of its first two blocks; cnn-fast: the tiny CNN of the fastest one-epoch recipe")
     t.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"],
                    help="kernel backend (cuda: an NVIDIA GPU through numba-cuda, pip install \".[cuda]\")")
     t.add_argument("--layers", type=_layers, default=None, help="MLP layer sizes, comma-separated (default 784,128,64,10)")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--normalize", choices=["scale", "standardize", "none"], default="scale")
     t.add_argument("--validation-split", type=float, default=None,
                    help="fraction of the training set held out and evaluated after each epoch (default: the "
-                        "recipe's: 0.1 for cnn-improved, else 0)")
+                        "recipe's: 0.1 for cnn-improved and cnn-deep, else 0)")
     t.add_argument("--out", default=None, metavar="DIR", help="where history.json and model.npz go (default runs/MODEL)")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     t.add_argument("--threads", type=_positive(int), default=None,
@@ -272,7 +272,8 @@ def _build_model(args, backend, seed, n_inputs):
             raise ValueError(f"--layers starts with {layers[0]} inputs but the images have {n_inputs} pixels")
         return MLP(layers, backend=backend, seed=seed, activation=args.activation, dropout=args.dropout,
                    batchnorm=args.batchnorm)
-    return CNN({"cnn": "basic", "cnn-improved": "improved", "cnn-fast": "fast"}[args.model], backend=backend, seed=seed)
+    presets = {"cnn": "basic", "cnn-improved": "improved", "cnn-deep": "deep", "cnn-fast": "fast"}
+    return CNN(presets[args.model], backend=backend, seed=seed)
 
 
 def cmd_train(args) -> int:

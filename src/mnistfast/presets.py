@@ -59,19 +59,22 @@ class Recipe:
         return kwargs
 
 
+# The seed's improved CNN with its augmentation (rotation 0.06 turn, translation 6 %) and its
+# ReduceLROnPlateau on the validation loss; Adam with a one-cycle schedule instead of a constant
+# start, which gets further in the same epochs. The deeper CNN takes it unchanged.
+AUGMENTED_CNN_RECIPE = Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=15, batch_size=128,
+                              augment={"rotation": 0.03, "translation": 0.06, "zoom": 0.05},
+                              plateau={"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6},
+                              validation_split=0.1)
+
 RECIPES = {
     # Plain SGD at a constant 0.1 stops near 96.9 % test accuracy after 5 epochs; a peak of 0.5
     # annealed by a cosine reaches about 97.8 % (seeds 0-2).
     "mlp": Recipe(optimizer="sgd", lr=0.5, lr_schedule="cosine", epochs=5, batch_size=128),
     # Adam as in the seed (Keras defaults), annealed by a cosine.
     "cnn": Recipe(optimizer="adam", lr=1e-3, lr_schedule="cosine", epochs=6, batch_size=128),
-    # The seed's improved CNN with its augmentation (rotation 0.06 turn, translation 6 %) and its
-    # ReduceLROnPlateau on the validation loss; Adam with a one-cycle schedule instead of a
-    # constant start, which gets further in the same epochs.
-    "cnn-improved": Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=15, batch_size=128,
-                           augment={"rotation": 0.03, "translation": 0.06, "zoom": 0.05},
-                           plateau={"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6},
-                           validation_split=0.1),
+    "cnn-improved": AUGMENTED_CNN_RECIPE,
+    "cnn-deep": AUGMENTED_CNN_RECIPE,
     # The fastest route to 99 %: the tiny CNN of the public 0.76 s GPU run (conv 24 5x5, pool,
     # conv 32 3x3, pool, dense 256), one epoch, batch 256, and its optimizer: Adam at a peak of
     # 1e-2 with short memories (betas 0.7, 0.9), warming up over 30 % of the steps. With Keras's
@@ -137,18 +140,30 @@ def improved_cnn_layers():
             Dense(10)]
 
 
+def deep_cnn_layers():
+    """The improved CNN with two Conv-BN-ReLU layers in each of its first two blocks, as the seed's
+    ensemble members have several per block: the improved CNN underfits its augmentation (99.1 %
+    training accuracy at 30 epochs), this one does not."""
+    def block(filters, convs):
+        return [layer for _ in range(convs)
+                for layer in (Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU())]
+    return [*block(32, 2), MaxPool2D(2), *block(64, 2), MaxPool2D(2), *block(128, 1), GlobalAvgPool2D(),
+            Dropout(0.3), Dense(10)]
+
+
 def fast_cnn_layers():
     """The tiny CNN that reaches 99 % in one epoch: conv 24 5x5, pool, conv 32 3x3, pool, dense 256."""
     return [Conv2D(24, 5, activation="relu"), MaxPool2D(2), Conv2D(32, 3, activation="relu"), MaxPool2D(2),
             Flatten(), Dense(256, activation="relu"), Dense(10)]
 
 
-CNN_ARCHITECTURES = {"basic": basic_cnn_layers, "improved": improved_cnn_layers, "fast": fast_cnn_layers}
-CNN_RECIPES = {"basic": "cnn", "improved": "cnn-improved", "fast": "cnn-fast"}
+CNN_ARCHITECTURES = {"basic": basic_cnn_layers, "improved": improved_cnn_layers, "deep": deep_cnn_layers,
+                     "fast": fast_cnn_layers}
+CNN_RECIPES = {"basic": "cnn", "improved": "cnn-improved", "deep": "cnn-deep", "fast": "cnn-fast"}
 
 
 def CNN(name: str = "basic", backend="cpp", seed: int = 0, dtype=None) -> Sequential:
-    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"`` or ``"fast"``, with its
+    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"``, ``"deep"`` or ``"fast"``, with its
     ``.recipe``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
     if name not in CNN_ARCHITECTURES:
         raise ValueError(f"unknown CNN preset {name!r}; choose one of {sorted(CNN_ARCHITECTURES)}")
