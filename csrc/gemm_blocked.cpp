@@ -3,15 +3,16 @@
 //   for jc in N step NC           B panel  (KC x NC) lives in L3
 //     for pc in K step KC
 //       for ic in M step MC       A block  (MC x KC) lives in L2
-//         pack B panel, pack A block   (all threads together; full slivers of A are
-//                                       read in place instead, see a_in_place)
+//         pack B panel, pack A block   (full slivers of A are read in place instead,
+//                                       see a_in_place)
 //         for jr in NC step NR    B sliver (KC x NR) lives in L1
 //           for ir in MC step MR
 //             micro-kernel
 //
-// Threads split the packing and then the (jr, ir) tiles of each block. Every element of C is
-// produced by exactly one tile, summed over K in the same order whatever the thread count, so
-// results are bitwise identical for 1, 2 or any number of threads.
+// The loop nest runs on one thread; several threads take disjoint blocks of C and each runs it on
+// its block (split_among_threads). Every element of C is produced by exactly one tile, summed over
+// K in the same order whatever the thread count, so results are bitwise identical for 1, 2 or any
+// number of threads.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -159,6 +160,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
     if (g.M == 0 || g.N == 0) return;
     if (g.K == 0) return scale_only(g);
+    const long macs = static_cast<long>(g.M) * g.N * g.K;
+    const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
+    if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
 
     // Equal K blocks of at most KC: K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
     const int k_blocks = ceil_div(g.K, KC);
@@ -179,13 +183,6 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     // the aliasing kind: measured slower, so B is always packed.)
     const bool a_in_place = (g.lda % 256) != 0;
 
-    const long macs = static_cast<long>(g.M) * g.N * g.K;
-    [[maybe_unused]] const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
-    if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
-
-#ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
     {
         for (int jc = 0; jc < g.N; jc += NC) {
             const int nc = std::min(NC, g.N - jc);
@@ -196,30 +193,15 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                 for (int ic = 0; ic < g.M; ic += MC) {
                     const int mc = std::min(MC, g.M - ic);
                     const int m_slivers = ceil_div(mc, MR);
-                    // The previous block's tiles must be done before its packs are overwritten.
-#ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp barrier
-#endif
                     if (ic == 0) {
-#ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp for schedule(static) nowait
-#endif
                         for (int s = 0; s < n_slivers; ++s)
                             pack_b_sliver<NR>(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
                     }
-#ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
                     for (int s = 0; s < m_slivers; ++s) {
                         const int mr = std::min(MR, mc - s * MR);
                         if (!(a_in_place && mr == MR)) pack_a_sliver<MR>(g, ic + s * MR, mr, pc, kc, a_pack + s * MR * kc);
                     }
-                    // (implicit barrier: both packs are complete)
-
-                    // Tiles in jr-major order, so a thread's consecutive tiles share a B sliver.
-#ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp for schedule(static) nowait
-#endif
+                    // Tiles in jr-major order, so consecutive tiles share a B sliver.
                     for (int t = 0; t < n_slivers * m_slivers; ++t) {
                         const int jr = t / m_slivers, ir = t % m_slivers;
                         const int i0 = ic + ir * MR, j0 = jc + jr * NR;
