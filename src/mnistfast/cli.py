@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lr 1e-3 cosine, 6 epochs; batch 128). Flags override the recipe.")
     t.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: the seed MLP; cnn: the seed's basic CNN; cnn-improved: its BN + augmentation CNN; "
-                        "cnn-deep: that CNN with two convs in each of its first two blocks; cnn-fast: the tiny CNN of the fastest one-epoch recipe")
+                        "cnn-deep: that CNN with two convs in each of its first two blocks; "
+                        "cnn-fast: the tiny CNN of the fastest one-epoch recipe")
     t.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"],
                    help="kernel backend (cuda: an NVIDIA GPU through numba-cuda, pip install \".[cuda]\")")
     t.add_argument("--layers", type=_layers, default=None, help="MLP layer sizes, comma-separated (default 784,128,64,10)")

@@ -59,9 +59,10 @@ class Recipe:
         return kwargs
 
 
-# The seed's improved CNN with its augmentation (rotation 0.06 turn, translation 6 %) and its
-# ReduceLROnPlateau on the validation loss; Adam with a one-cycle schedule instead of a constant
-# start, which gets further in the same epochs. The deeper CNN takes it unchanged.
+# The seed's improved CNN with augmentation (translation 6 %, zoom 5 %, rotation 0.03 turn: the
+# seed's 0.06 scored lower on the validation split) and the seed's ReduceLROnPlateau on the
+# validation loss; Adam with a one-cycle schedule instead of a constant start, which gets further
+# in the same epochs. The deeper CNN takes it unchanged.
 AUGMENTED_CNN_RECIPE = Recipe(optimizer="adam", lr=3e-3, lr_schedule="onecycle", epochs=15, batch_size=128,
                               augment={"rotation": 0.03, "translation": 0.06, "zoom": 0.05},
                               plateau={"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6},
@@ -131,24 +132,26 @@ def basic_cnn_layers():
             Flatten(), Dense(128, activation="relu"), Dense(64, activation="relu"), Dense(10)]
 
 
+def conv_bn_relu(filters, convs=1):
+    """``convs`` Conv-BN-ReLU layers of ``filters`` 3x3 filters ('same' padding, no conv bias:
+    batch norm has its own shift)."""
+    return [layer for _ in range(convs)
+            for layer in (Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU())]
+
+
 def improved_cnn_layers():
-    """The seed's improved CNN: Conv-BN-ReLU blocks of 32, 64 and 128 filters ('same' padding, no
-    conv bias), max pooling between them, global average pooling, dropout, and the classifier."""
-    def block(filters):
-        return [Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU()]
-    return [*block(32), MaxPool2D(2), *block(64), MaxPool2D(2), *block(128), GlobalAvgPool2D(), Dropout(0.3),
-            Dense(10)]
+    """The seed's improved CNN: Conv-BN-ReLU blocks of 32, 64 and 128 filters, max pooling between
+    them, global average pooling, dropout, and the classifier."""
+    return [*conv_bn_relu(32), MaxPool2D(2), *conv_bn_relu(64), MaxPool2D(2), *conv_bn_relu(128), GlobalAvgPool2D(),
+            Dropout(0.3), Dense(10)]
 
 
 def deep_cnn_layers():
     """The improved CNN with two Conv-BN-ReLU layers in each of its first two blocks, as the seed's
     ensemble members have several per block: the improved CNN underfits its augmentation (99.1 %
-    training accuracy at 30 epochs), this one does not."""
-    def block(filters, convs):
-        return [layer for _ in range(convs)
-                for layer in (Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU())]
-    return [*block(32, 2), MaxPool2D(2), *block(64, 2), MaxPool2D(2), *block(128, 1), GlobalAvgPool2D(),
-            Dropout(0.3), Dense(10)]
+    training accuracy at 30 epochs), this one does not (99.65 % at 15)."""
+    return [*conv_bn_relu(32, 2), MaxPool2D(2), *conv_bn_relu(64, 2), MaxPool2D(2), *conv_bn_relu(128),
+            GlobalAvgPool2D(), Dropout(0.3), Dense(10)]
 
 
 def fast_cnn_layers():
@@ -163,8 +166,8 @@ CNN_RECIPES = {"basic": "cnn", "improved": "cnn-improved", "deep": "cnn-deep", "
 
 
 def CNN(name: str = "basic", backend="cpp", seed: int = 0, dtype=None) -> Sequential:
-    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"``, ``"deep"`` or ``"fast"``, with its
-    ``.recipe``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
+    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"``, ``"deep"`` or ``"fast"``,
+    with its ``.recipe``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
     if name not in CNN_ARCHITECTURES:
         raise ValueError(f"unknown CNN preset {name!r}; choose one of {sorted(CNN_ARCHITECTURES)}")
     model = Sequential(CNN_ARCHITECTURES[name](), input_shape=(1, 28, 28), backend=backend, seed=seed, dtype=dtype)

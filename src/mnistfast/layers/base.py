@@ -61,6 +61,9 @@ class Layer:
     # layer before it, fused into this layer's kernel (the model turns it on where it applies).
     can_mask_input_grad = False
     can_apply_sgd = False
+    # The layer can read its flat input in the model's internal (channels-last) order, holding
+    # its weights in that order instead (Dense; see Reshape.fold_order_into).
+    takes_input_order = False
 
     def __init__(self):
         self.backend = None
@@ -95,10 +98,9 @@ class Layer:
         asks, and then skips ``nxt`` in both passes). The default: no."""
         return False
 
-    def fold_order_into(self, nxt) -> bool:
+    def fold_order_into(self, nxt) -> None:
         """Let ``nxt`` read this layer's output in the internal order, where this layer would only
         rearrange it (Flatten before Dense). Asked once per build, before parameters exist."""
-        return False
 
     @property
     def fused_relu(self) -> bool:

@@ -16,7 +16,7 @@ class Dense(Layer):
 
     can_mask_input_grad = True
     can_apply_sgd = True
-    takes_input_order = True  # a Flatten before it may hand over its transpose (see reshape.py)
+    takes_input_order = True
 
     def __init__(self, units: int, activation=None):
         super().__init__()

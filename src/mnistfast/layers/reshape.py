@@ -40,15 +40,12 @@ class Reshape(Layer):
     def _needs_transpose(shape):
         return len(shape) == 3 and shape[2] > 1 and shape[0] * shape[1] > 1
 
-    def fold_order_into(self, nxt) -> bool:
-        self.folded = False
+    def fold_order_into(self, nxt) -> None:
         src = self.input_shape
-        if len(self.output_shape) != 1 or not self._needs_transpose(src) or not getattr(nxt, "takes_input_order", False):
-            return False
-        h, w, c = src  # input i of the channels-last vector is input order[i] in (C, H, W) order
-        nxt.input_order = np.arange(c * h * w).reshape(c, h * w).T.ravel()
-        self.folded = True
-        return True
+        self.folded = len(self.output_shape) == 1 and self._needs_transpose(src) and nxt.takes_input_order
+        if self.folded:
+            h, w, c = src  # input i of the channels-last vector is input order[i] in (C, H, W) order
+            nxt.input_order = np.arange(c * h * w).reshape(c, h * w).T.ravel()
 
     def _move(self, x, src_shape, dst_shape, name):
         """``x`` (n, *src_shape) -> (n, *dst_shape), through the API's flat (C, H, W) order (or,
