@@ -249,18 +249,22 @@ PYBIND11_MODULE(_core, m) {
     });
 
     py::class_<Kernels> k(m, "Kernels");
-    k.def(py::init([](int threads, const std::string& kernel) {
+    k.def(py::init([](int threads, const std::string& kernel, const std::string& conv) {
              if (threads < 1) throw py::value_error("Kernels: threads must be >= 1, got " + std::to_string(threads));
              try {
-                 return Kernels{threads, mf::parse_gemm_kernel(kernel)};
+                 return Kernels{threads, mf::parse_gemm_kernel(kernel), mf::parse_conv_algorithm(conv.c_str())};
              } catch (const std::invalid_argument& e) {
                  throw py::value_error(std::string("Kernels: ") + e.what());
              }
          }),
-         py::arg("threads") = default_threads, py::arg("gemm_kernel") = "auto",
-         "threads >= 1; gemm_kernel 'auto' (the best this CPU supports) or one of available_gemm_kernels().");
+         py::arg("threads") = default_threads, py::arg("gemm_kernel") = "auto", py::arg("conv_algorithm") = "auto",
+         "threads >= 1; gemm_kernel 'auto' (the best this CPU supports) or one of available_gemm_kernels(); "
+         "conv_algorithm 'auto' (Winograd for 3x3 stride-1 convolutions of 16 or more channels in and out, "
+         "im2col otherwise), 'im2col' or 'winograd' (every 3x3 stride-1 convolution).");
     k.def_property_readonly("threads", [](const Kernels& s) { return s.threads; });
     k.def_property_readonly("gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.gemm_kernel)); });
+    k.def_property_readonly("conv_algorithm",
+                            [](const Kernels& s) { return std::string(mf::conv_algorithm_name(s.conv_algorithm)); });
     k.def("gemm", method(&gemm), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
           "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "conv_winograd.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
 
@@ -115,15 +116,17 @@ inline void expect_same_or_disjoint(const char* fn, const char* out_name, const 
     if (out.data() != in.data()) expect_no_alias(fn, out_name, out, {{in_name, &in}});
 }
 
-// The settings a Python backend object carries into every call: threads and the GEMM kernel.
-// Both are per calling thread (OpenMP's nthreads ICV, a thread_local kernel choice), so backend
-// objects with different settings do not disturb each other.
+// The settings a Python backend object carries into every call: threads, the GEMM kernel and the
+// convolution algorithm. All are per calling thread (OpenMP's nthreads ICV, thread_local choices),
+// so backend objects with different settings do not disturb each other.
 struct Kernels {
     int threads;
     mf::GemmKernel gemm_kernel;
+    mf::ConvAlgorithm conv_algorithm;
     void apply() const {
         mf::set_threads(threads);
         mf::use_gemm_kernel(gemm_kernel);
+        mf::use_conv_algorithm(conv_algorithm);
     }
 };
 

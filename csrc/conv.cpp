@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "conv_direct.hpp"
+#include "conv_winograd.hpp"
 #include "gemm.hpp"
 #include "layers.hpp"
 #include "parallel.hpp"
@@ -24,8 +25,9 @@ int images_per_chunk(const ConvGeom& g) {
 
 // c[M x N] = op(a) @ op(b) (+ beta * c), one thread: the caller parallelizes over chunks.
 void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, const float* b, long ldb, float* c,
-             long ldc, const float* bias = nullptr, bool relu = false) {
+             long ldc, const float* bias = nullptr, bool relu = false, float beta = 0.0f) {
     GemmArgs ga;
+    ga.beta = beta;
     ga.trans_a = ta, ga.trans_b = tb;
     ga.M = M, ga.N = N, ga.K = K;
     ga.A = a, ga.lda = lda, ga.B = b, ga.ldb = ldb, ga.C = c, ga.ldc = ldc;
@@ -108,14 +110,12 @@ void col2im(const float* cols, const ConvGeom& g, int n0, int count, float* dx) 
 }
 
 void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    if (use_winograd(g)) return winograd_forward(x, w, bias, out, g, relu);
     if (conv1ch_forward(x, w, bias, out, g, relu)) return;  // one input channel: no patch matrix
     const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
-    // The GEMM kernel choice is per thread (gemm.hpp): OpenMP workers get the caller's.
-    const GemmKernel kernel = gemm_kernel();
-    MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
-        use_gemm_kernel(kernel);
+    for_each_chunk(chunks, [&](int k) {
         thread_local std::vector<float> cols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
         const long rows = count * per_image;
@@ -127,25 +127,26 @@ void conv2d_forward(const float* x, const float* w, const float* bias, float* ou
         }
         gemm_1t(false, false, static_cast<int>(rows), g.F, patch, a, patch, w, g.F, out + n0 * per_image * g.F, g.F,
                 bias, relu);
-    }
+    });
 }
 
 void conv2d_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
                      const ConvGeom& g) {
+    if (use_winograd(g)) return winograd_backward(dy, x, w, dw, db, dx, g);
     if (!dx && conv1ch_backward(dy, x, dw, db, g)) return;  // a first layer with one channel
     const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
     const long per_image = static_cast<long>(g.OH) * g.OW;
     const int patch = g.patch();
     const size_t dw_size = static_cast<size_t>(patch) * g.F;
-    // Chunk k writes its weight (and bias) gradient into partial k; they are summed in order below,
-    // so the result does not depend on the thread count. The buffers persist per calling thread: a
-    // fresh multi-MiB allocation each step would be paid again in page faults.
+    // Chunk group gi accumulates its weight gradient in partial gi (dw itself for group 0), chunk k
+    // its bias gradient in partial_db k; they are summed in order below, so the result does not
+    // depend on the thread count. The buffers persist per calling thread: a fresh multi-MiB
+    // allocation each step would be paid again in page faults.
+    const int groups = gradient_groups(chunks);
     thread_local std::vector<float> partial_buf, partial_db_buf;
-    float* partial = grown(partial_buf, chunks > 1 ? dw_size * (chunks - 1) : 0);
+    float* partial = grown(partial_buf, dw_size * (groups - 1));
     float* partial_db = grown(partial_db_buf, db ? static_cast<size_t>(g.F) * chunks : 0);
-    const GemmKernel kernel = gemm_kernel();  // for the OpenMP workers, as in the forward pass
-    MF_PARALLEL_FOR_IF(chunks > 1)(int k = 0; k < chunks; ++k) {
-        use_gemm_kernel(kernel);
+    for_chunk_groups(chunks, [&](int k, int gi, bool first) {
         thread_local std::vector<float> cols_buf, dcols_buf;
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
         const int rows = static_cast<int>(count * per_image);
@@ -156,8 +157,8 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
             im2col(x, g, n0, count, c);
             cols = c;
         }
-        float* dwk = k == 0 ? dw : partial + (k - 1) * dw_size;
-        gemm_1t(true, false, patch, g.F, rows, cols, patch, dyk, g.F, dwk, g.F);
+        float* dwg = gi == 0 ? dw : partial + (gi - 1) * dw_size;
+        gemm_1t(true, false, patch, g.F, rows, cols, patch, dyk, g.F, dwg, g.F, nullptr, false, first ? 0.0f : 1.0f);
         if (db) bias_grad(dyk, rows, g.F, partial_db + static_cast<size_t>(k) * g.F);  // dy chunk is in cache
         if (dx) {
             if (g.pointwise()) {
@@ -168,8 +169,8 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
                 col2im(dcols, g, n0, count, dx);
             }
         }
-    }
-    for (int k = 1; k < chunks; ++k) {
+    });
+    for (int k = 1; k < groups; ++k) {
         const float* p = partial + (k - 1) * dw_size;
         for (size_t i = 0; i < dw_size; ++i) dw[i] += p[i];
     }

@@ -18,8 +18,8 @@ def get_backend(name="cpp", **options) -> Backend:
     """Return a backend by name (a Backend instance is passed through unchanged).
 
     ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
-    takes ``threads`` and ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive"); cuda takes ``device``
-    (a GPU index) and raises RuntimeError naming what is missing where there is no GPU or driver.
+    takes ``threads``, ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive") and
+    ``conv_algorithm`` ("auto", "im2col", "winograd"); cuda takes ``device`` (a GPU index) and raises RuntimeError naming what is missing where there is no GPU or driver.
     """
     if isinstance(name, Backend):
         return name

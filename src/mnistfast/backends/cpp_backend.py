@@ -1,7 +1,9 @@
 """The compiled C++ kernels (float32). The extension checks every argument itself.
 
-Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic")``. The
-thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else OpenMP's default (all cores).
+Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic",
+conv_algorithm="im2col")``. The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
+OpenMP's default (all cores). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
+more channels in and out by Winograd's F(2x2, 3x3) and the rest as im2col + GEMM.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class CppBackend(Backend):
     name = "cpp"
     dtype = np.dtype(np.float32)
 
-    def __init__(self, dtype=np.float32, threads: int | None = None, gemm_kernel: str = "auto"):
+    def __init__(self, dtype=np.float32, threads: int | None = None, gemm_kernel: str = "auto",
+                 conv_algorithm: str = "auto"):
         if _core is None:
             raise ImportError(
                 "the cpp backend needs the compiled extension mnistfast._core, which failed to import "
@@ -57,7 +60,7 @@ class CppBackend(Backend):
             threads = default_threads()
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"cpp backend: threads must be a positive integer, got {threads!r}")
-        self._k = _core.Kernels(int(threads), gemm_kernel)
+        self._k = _core.Kernels(int(threads), gemm_kernel, conv_algorithm)
         for name in _DIRECT:
             setattr(self, name, getattr(self._k, name))
 
@@ -68,6 +71,10 @@ class CppBackend(Backend):
     @property
     def gemm_kernel(self) -> str:
         return self._k.gemm_kernel
+
+    @property
+    def conv_algorithm(self) -> str:
+        return self._k.conv_algorithm
 
     def peak_gflops(self):
         """Measured FMA throughput of this backend's threads in the ISA of its GEMM kernel (AVX-512 or
@@ -96,4 +103,4 @@ class CppBackend(Backend):
                                             relu_mask)
 
     def __repr__(self) -> str:
-        return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}>"
+        return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}, conv {self.conv_algorithm}>"

@@ -1,0 +1,43 @@
+// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016).
+//
+// Each 2x2 block of outputs (a tile) is computed from the 4x4 input block under it as
+//
+//   Y = A^T [ U ⊙ V ] A,   U = G w G^T (per input/output channel pair),   V = B^T d B (per channel),
+//
+// so a tile costs 16 multiplies per channel pair instead of 36. Summed over input channels, the
+// 16 elementwise products become 16 independent GEMMs over the tiles: M[xi] = V[xi] @ U[xi] with
+// V[xi] (tiles x C) and U[xi] (C x F), on the packed GEMM. The backward pass is the transpose of
+// the same linear maps, dM = A dY A^T per tile, then
+//
+//   dU[xi] = V[xi]^T @ dM[xi]   ->  dw = G^T dU G        (16 GEMMs over the tiles)
+//   dV[xi] = dM[xi] @ U[xi]^T   ->  dx += B dV B^T       (tiles overlap by 2: summed)
+//
+// which is the exact gradient of the forward arithmetic. As in conv.hpp, the batch runs in chunks
+// of images whose tile matrices fit in L2, one chunk per thread at a time; the weight gradient is
+// summed over per-chunk partials in chunk order, so results do not depend on the thread count.
+#pragma once
+
+#include "conv.hpp"
+
+namespace mf {
+
+// Which algorithm conv2d_* use for a convolution that both can compute. Per calling thread, set
+// from the backend object's settings like the GEMM kernel (check.hpp).
+enum class ConvAlgorithm {
+    Auto,      // Winograd where it applies and measured faster (winograd_pays), im2col otherwise
+    Im2col,    // never Winograd
+    Winograd,  // Winograd for every 3x3 stride-1 convolution (tests reach small channel counts)
+};
+ConvAlgorithm conv_algorithm();
+void use_conv_algorithm(ConvAlgorithm a);
+const char* conv_algorithm_name(ConvAlgorithm a);
+ConvAlgorithm parse_conv_algorithm(const char* name);  // throws std::invalid_argument
+
+// True where the current algorithm setting sends g to the Winograd kernels.
+bool use_winograd(const ConvGeom& g);
+
+void winograd_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu);
+void winograd_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
+                       const ConvGeom& g);
+
+}  // namespace mf
