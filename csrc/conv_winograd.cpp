@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "conv_winograd_tiles.hpp"
 #include "gemm.hpp"
 #include "layers.hpp"
 #include "parallel.hpp"
@@ -15,21 +15,14 @@ namespace mf {
 
 namespace {
 
+using winograd::ALPHA;
+using winograd::XI;
+
 thread_local ConvAlgorithm tl_algorithm = ConvAlgorithm::Auto;
 
-constexpr int TILE = 2;       // outputs per tile side: F(2x2, 3x3)
-constexpr int ALPHA = 4;      // transformed tile side: TILE + 3 - 1
-constexpr int XI = ALPHA * ALPHA;  // transformed positions, one GEMM each
 // A chunk's tile matrices (V and M forward; V, dM, then dV in V's place backward): 1 MiB, half
-// the L2 of the cores measured (2 MiB); 512 KiB chunks measured slower (more, smaller GEMMs).
+// the L2 of the cores measured (2 MiB).
 constexpr long TILE_CHUNK_FLOATS = 1L << 18;
-
-struct Tiling {
-    int rows, cols;  // tiles down and across one output image
-    long per_image() const { return static_cast<long>(rows) * cols; }
-};
-
-Tiling tiling(const ConvGeom& g) { return {(g.OH + TILE - 1) / TILE, (g.OW + TILE - 1) / TILE}; }
 
 // Floats from one tile's row of a tile matrix to the next: the 16 transformed positions of n
 // channels, padded so the stride is not a multiple of 1 KiB. The GEMM then reads the rows in place
@@ -41,15 +34,37 @@ long tile_stride(int n) {
     return s;
 }
 
-int images_per_chunk(const ConvGeom& g, const Tiling& t) {
-    const long per_image = t.per_image() * (tile_stride(g.C) + tile_stride(g.F));
+long tiles_per_image(const ConvGeom& g) { return static_cast<long>(winograd::tile_rows(g)) * winograd::tile_cols(g); }
+
+int images_per_chunk(const ConvGeom& g) {
+    const long per_image = tiles_per_image(g) * (tile_stride(g.C) + tile_stride(g.F));
     return static_cast<int>(std::max(1L, std::min<long>(g.N, TILE_CHUNK_FLOATS / std::max(1L, per_image))));
 }
 
-inline const float* pixel_or(const float* img, const ConvGeom& g, int iy, int ix, const float* outside) {
-    if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return outside;
-    return img + (static_cast<long>(iy) * g.W + ix) * g.C;
+// The tile transforms built for the ISA of the calling thread's GEMM kernel (the naive kernel, a
+// test oracle, gets the generic ones).
+struct TileOps {
+    decltype(&generic::winograd_input_tiles) input;
+    decltype(&generic::winograd_output_tiles) output;
+    decltype(&generic::winograd_output_grad_tiles) output_grad;
+    decltype(&generic::winograd_input_grad_tiles) input_grad;
+};
+
+#define MF_TILE_OPS(isa) \
+    TileOps { isa::winograd_input_tiles, isa::winograd_output_tiles, isa::winograd_output_grad_tiles, isa::winograd_input_grad_tiles }
+
+TileOps tile_ops() {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (gemm_kernel()) {
+        case GemmKernel::Avx512: return MF_TILE_OPS(avx512);
+        case GemmKernel::Avx2: return MF_TILE_OPS(avx2);
+        default: break;
+    }
+#endif
+    return MF_TILE_OPS(generic);
 }
+
+#undef MF_TILE_OPS
 
 // U[xi][c][f] = (G w[., ., c, f] G^T)[xi],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 // w is (3*3*C, F) with rows in (ky, kx, c) order.
@@ -103,120 +118,6 @@ void filter_grad_transform(const float* du, int C, int F, float* dw) {
     }
 }
 
-// v[xi][c] = (B^T d B)[xi] for the 4x4 input block at (iy0, ix0), zero outside the image;
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-void input_transform(const float* img, const ConvGeom& g, int iy0, int ix0, const float* zeros,
-                     float* __restrict v) {
-    const float* d[ALPHA][ALPHA];
-    for (int i = 0; i < ALPHA; ++i)
-        for (int j = 0; j < ALPHA; ++j) d[i][j] = pixel_or(img, g, iy0 + i, ix0 + j, zeros);
-    const int C = g.C;
-#pragma GCC ivdep
-    for (int c = 0; c < C; ++c) {
-        float t[ALPHA][ALPHA];
-        for (int j = 0; j < ALPHA; ++j) {  // t = B^T d
-            t[0][j] = d[0][j][c] - d[2][j][c];
-            t[1][j] = d[1][j][c] + d[2][j][c];
-            t[2][j] = d[2][j][c] - d[1][j][c];
-            t[3][j] = d[1][j][c] - d[3][j][c];
-        }
-        for (int i = 0; i < ALPHA; ++i) {  // v = t B
-            v[(i * 4 + 0) * C + c] = t[i][0] - t[i][2];
-            v[(i * 4 + 1) * C + c] = t[i][1] + t[i][2];
-            v[(i * 4 + 2) * C + c] = t[i][2] - t[i][1];
-            v[(i * 4 + 3) * C + c] = t[i][1] - t[i][3];
-        }
-    }
-}
-
-// The transpose of input_transform: adds (B dv B^T) into the 4x4 block of dx at (iy0, ix0),
-// dropping what falls outside the image. Built in `block` first so the adds are plain runs.
-void input_grad_transform(const float* __restrict dv, const ConvGeom& g, int iy0, int ix0, float* dx_img,
-                          float* __restrict block) {
-    const int C = g.C;
-#pragma GCC ivdep
-    for (int c = 0; c < C; ++c) {
-        float d[ALPHA][ALPHA], t[ALPHA][ALPHA];
-        for (int xi = 0; xi < XI; ++xi) d[xi / 4][xi % 4] = dv[xi * C + c];
-        for (int j = 0; j < ALPHA; ++j) {  // t = B d
-            t[0][j] = d[0][j];
-            t[1][j] = d[1][j] - d[2][j] + d[3][j];
-            t[2][j] = d[2][j] - d[0][j] + d[1][j];
-            t[3][j] = -d[3][j];
-        }
-        for (int i = 0; i < ALPHA; ++i) {  // block = t B^T
-            block[(i * 4 + 0) * C + c] = t[i][0];
-            block[(i * 4 + 1) * C + c] = t[i][1] - t[i][2] + t[i][3];
-            block[(i * 4 + 2) * C + c] = t[i][2] - t[i][0] + t[i][1];
-            block[(i * 4 + 3) * C + c] = -t[i][3];
-        }
-    }
-    for (int i = 0; i < ALPHA; ++i) {
-        const int iy = iy0 + i;
-        if (iy < 0 || iy >= g.H) continue;
-        for (int j = 0; j < ALPHA; ++j) {
-            const int ix = ix0 + j;
-            if (ix < 0 || ix >= g.W) continue;
-            float* __restrict dst = dx_img + (static_cast<long>(iy) * g.W + ix) * C;
-            const float* src = block + (i * 4 + j) * C;
-#pragma GCC ivdep
-            for (int c = 0; c < C; ++c) dst[c] += src[c];
-        }
-    }
-}
-
-// The 2x2 outputs at (oy0, ox0) = A^T m A + bias (then ReLU), A^T = [1 1 1 0; 0 1 -1 -1]. Outputs
-// past the image's edge go to `sink`, so the loop has no branch; bias is never null (zeros).
-void output_transform(const float* __restrict m, const ConvGeom& g, const float* bias, bool relu, int oy0, int ox0,
-                      float* out_img, float* sink) {
-    const int F = g.F;
-    const bool right = ox0 + 1 < g.OW, below = oy0 + 1 < g.OH;
-    float* o00 = out_img + (static_cast<long>(oy0) * g.OW + ox0) * F;
-    float* o01 = right ? o00 + F : sink;
-    float* o10 = below ? o00 + static_cast<long>(g.OW) * F : sink;
-    float* o11 = right && below ? o00 + static_cast<long>(g.OW + 1) * F : sink;
-    // Branch-free so the loop vectorizes: max(y, -inf) is y (NaN included: std::max returns its
-    // first argument unless the second compares greater).
-    const float floor = relu ? 0.0f : -std::numeric_limits<float>::infinity();
-#pragma GCC ivdep
-    for (int f = 0; f < F; ++f) {
-        float t[TILE][ALPHA];
-        for (int j = 0; j < ALPHA; ++j) {  // t = A^T m
-            t[0][j] = m[(0 + j) * F + f] + m[(4 + j) * F + f] + m[(8 + j) * F + f];
-            t[1][j] = m[(4 + j) * F + f] - m[(8 + j) * F + f] - m[(12 + j) * F + f];
-        }
-        const float b = bias[f];
-        o00[f] = std::max(t[0][0] + t[0][1] + t[0][2] + b, floor);
-        o01[f] = std::max(t[0][1] - t[0][2] - t[0][3] + b, floor);
-        o10[f] = std::max(t[1][0] + t[1][1] + t[1][2] + b, floor);
-        o11[f] = std::max(t[1][1] - t[1][2] - t[1][3] + b, floor);
-    }
-}
-
-// dm = A dy A^T for the 2x2 output gradients at (oy0, ox0), zero past the image's edge: the
-// transpose of output_transform.
-void output_grad_transform(const float* dy_img, const ConvGeom& g, int oy0, int ox0, const float* zeros,
-                           float* __restrict dm) {
-    const int F = g.F;
-    const bool right = ox0 + 1 < g.OW, below = oy0 + 1 < g.OH;
-    const float* p00 = dy_img + (static_cast<long>(oy0) * g.OW + ox0) * F;
-    const float* p01 = right ? p00 + F : zeros;
-    const float* p10 = below ? p00 + static_cast<long>(g.OW) * F : zeros;
-    const float* p11 = right && below ? p00 + static_cast<long>(g.OW + 1) * F : zeros;
-#pragma GCC ivdep
-    for (int f = 0; f < F; ++f) {
-        const float a = p00[f], b = p01[f], c = p10[f], d = p11[f];
-        const float e0[ALPHA] = {a, a + b, a - b, -b};  // along x: A applied to each row
-        const float e1[ALPHA] = {c, c + d, c - d, -d};
-        for (int j = 0; j < ALPHA; ++j) {  // along y
-            dm[(0 + j) * F + f] = e0[j];
-            dm[(4 + j) * F + f] = e0[j] + e1[j];
-            dm[(8 + j) * F + f] = e0[j] - e1[j];
-            dm[(12 + j) * F + f] = -e1[j];
-        }
-    }
-}
-
 // c = op(a) @ op(b) (+ beta c) on the calling thread: the caller parallelizes over chunks.
 void gemm_1t(bool ta, bool tb, int M, int N, int K, const float* a, long lda, const float* b, long ldb, float* c,
              long ldc, float beta = 0.0f) {
@@ -262,52 +163,37 @@ bool use_winograd(const ConvGeom& g) {
 }
 
 void winograd_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
-    const Tiling tl = tiling(g);
     const int C = g.C, F = g.F;
     const long sv = tile_stride(C), sm = tile_stride(F);
+    const TileOps ops = tile_ops();
     thread_local std::vector<float> u_buf;
     float* u = grown(u_buf, static_cast<size_t>(XI) * C * F);
     filter_transform(w, C, F, u);
-    const int per_chunk = images_per_chunk(g, tl);
+    const int per_chunk = images_per_chunk(g);
     for_each_chunk((g.N + per_chunk - 1) / per_chunk, [&](int k) {
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
-        thread_local std::vector<float> v_buf, m_buf, edge_buf;
-        const long tiles = count * tl.per_image();
+        const long tiles = count * tiles_per_image(g);
+        thread_local std::vector<float> v_buf, m_buf, scratch_buf;
         float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
         float* m = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        const int zeros = std::max(C, F);  // for pixels outside the image, and a missing bias
-        float* edge = grown(edge_buf, static_cast<size_t>(zeros + F));  // then a sink (F)
-        std::fill(edge, edge + zeros, 0.0f);
-        long t = 0;
-        for (int n = n0; n < n0 + count; ++n) {
-            const float* img = x + static_cast<long>(n) * g.H * g.W * C;
-            for (int ty = 0; ty < tl.rows; ++ty)
-                for (int tx = 0; tx < tl.cols; ++tx, ++t)
-                    input_transform(img, g, ty * TILE - g.PH, tx * TILE - g.PW, edge, v + t * sv);
-        }
+        float* scratch = grown(scratch_buf, winograd::scratch_floats(g));
+        ops.input(x, g, n0, count, v, sv, scratch);
         for (int xi = 0; xi < XI; ++xi)
             gemm_1t(false, false, static_cast<int>(tiles), F, C, v + xi * C, sv, u + static_cast<long>(xi) * C * F, F,
                     m + xi * F, sm);
-        t = 0;
-        for (int n = n0; n < n0 + count; ++n) {
-            float* img = out + static_cast<long>(n) * g.OH * g.OW * F;
-            for (int ty = 0; ty < tl.rows; ++ty)
-                for (int tx = 0; tx < tl.cols; ++tx, ++t)
-                    output_transform(m + t * sm, g, bias ? bias : edge, relu, ty * TILE, tx * TILE, img,
-                                     edge + zeros);
-        }
+        ops.output(m, sm, g, n0, count, bias, relu, out, scratch);
     });
 }
 
 void winograd_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
                        const ConvGeom& g) {
-    const Tiling tl = tiling(g);
     const int C = g.C, F = g.F;
     const long sv = tile_stride(C), sm = tile_stride(F);
-    const int per_chunk = images_per_chunk(g, tl), chunks = (g.N + per_chunk - 1) / per_chunk;
+    const TileOps ops = tile_ops();
+    const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
     const size_t u_size = static_cast<size_t>(XI) * C * F;
     thread_local std::vector<float> u_buf, ut_buf, du_buf, db_buf;
-    float* ut = nullptr;  // U[xi]^T, (F x C) each: the input gradient's GEMMs read it unpacked-friendly
+    float* ut = nullptr;  // U[xi]^T, (F x C) each: the input gradient's GEMM then packs it by rows
     if (dx) {
         float* u = grown(u_buf, u_size);
         filter_transform(w, C, F, u);
@@ -324,22 +210,13 @@ void winograd_backward(const float* dy, const float* x, const float* w, float* d
     float* partial_db = grown(db_buf, db ? static_cast<size_t>(F) * chunks : 0);
     for_chunk_groups(chunks, [&](int k, int gi, bool first) {
         const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
-        thread_local std::vector<float> v_buf, m_buf, edge_buf;
-        const long tiles = count * tl.per_image();
+        const long tiles = count * tiles_per_image(g);
+        thread_local std::vector<float> v_buf, m_buf, scratch_buf;
         float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
         float* dm = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        float* edge = grown(edge_buf, static_cast<size_t>(C + F) + XI * C);  // zeros (C or F), then a block
-        std::fill(edge, edge + std::max(C, F), 0.0f);
-        long t = 0;
-        for (int n = n0; n < n0 + count; ++n) {
-            const float* img = x + static_cast<long>(n) * g.H * g.W * C;
-            const float* dimg = dy + static_cast<long>(n) * g.OH * g.OW * F;
-            for (int ty = 0; ty < tl.rows; ++ty)
-                for (int tx = 0; tx < tl.cols; ++tx, ++t) {
-                    input_transform(img, g, ty * TILE - g.PH, tx * TILE - g.PW, edge, v + t * sv);
-                    output_grad_transform(dimg, g, ty * TILE, tx * TILE, edge, dm + t * sm);
-                }
-        }
+        float* scratch = grown(scratch_buf, winograd::scratch_floats(g));
+        ops.input(x, g, n0, count, v, sv, scratch);
+        ops.output_grad(dy, g, n0, count, dm, sm, scratch);
         float* dug = du + gi * u_size;
         for (int xi = 0; xi < XI; ++xi)
             gemm_1t(true, false, C, F, static_cast<int>(tiles), v + xi * C, sv, dm + xi * F, sm,
@@ -351,15 +228,7 @@ void winograd_backward(const float* dy, const float* x, const float* w, float* d
         for (int xi = 0; xi < XI; ++xi)
             gemm_1t(false, false, static_cast<int>(tiles), C, F, dm + xi * F, sm, ut + static_cast<long>(xi) * F * C, C,
                     dv + xi * C, sv);
-        float* block = edge + std::max(C, F);
-        t = 0;
-        for (int n = n0; n < n0 + count; ++n) {
-            float* img = dx + static_cast<long>(n) * g.H * g.W * C;
-            std::fill(img, img + static_cast<long>(g.H) * g.W * C, 0.0f);
-            for (int ty = 0; ty < tl.rows; ++ty)
-                for (int tx = 0; tx < tl.cols; ++tx, ++t)
-                    input_grad_transform(dv + t * sv, g, ty * TILE - g.PH, tx * TILE - g.PW, img, block);
-        }
+        ops.input_grad(dv, sv, g, n0, count, dx, scratch);
     });
     for (int k = 1; k < groups; ++k) {
         const float* p = du + k * u_size;

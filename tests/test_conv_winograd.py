@@ -1,6 +1,7 @@
 """The cpp backend's two algorithms for 3x3 stride-1 convolutions: Winograd F(2x2, 3x3)
 (csrc/conv_winograd.cpp) and im2col + GEMM, each forced through ``conv_algorithm`` and checked
-against the float64 reference, and the ``auto`` choice between them."""
+against the float64 reference, and the ``auto`` choice between them. Winograd's tile transforms are
+compiled once per ISA and picked with the GEMM kernel, so they are checked with every kernel."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from mnistfast.layers.conv import Conv2D
 from mnistfast.testing import assert_close
 
 ALGORITHMS = ["winograd", "im2col"]
+# Winograd with each GEMM kernel (each ISA's tile transforms), im2col with the default one.
+SETTINGS = [("winograd", k) for k in _core.available_gemm_kernels()] + [("im2col", "auto")]
 
 # (N, H, W, C, F, padding): odd image sizes leave half tiles at the right and bottom edges; 1 and 3
 # channels make K = C GEMMs narrower than a micro-tile; 41 images span several chunks and groups.
@@ -49,10 +52,10 @@ def inputs(rng, case, with_bias=True):
     return x, wt, uniform(rng, f) if with_bias else None, dy, geom
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm, kernel", SETTINGS)
 @pytest.mark.parametrize("case", CASES)
-def test_conv3x3_matches_the_reference(ref, rng, algorithm, case):
-    be = mf.get_backend("cpp", conv_algorithm=algorithm)
+def test_conv3x3_matches_the_reference(ref, rng, algorithm, kernel, case):
+    be = mf.get_backend("cpp", conv_algorithm=algorithm, gemm_kernel=kernel)
     x, wt, b, dy, geom = inputs(rng, case)
     for relu in (False, True):
         out, dw, db, dx = run(be, x, wt, b, dy, geom, relu=relu)
