@@ -10,6 +10,7 @@
 #include "check.hpp"
 #include "conv.hpp"
 #include "conv_direct.hpp"
+#include "conv_winograd.hpp"
 #include "elementwise.hpp"
 #include "norm.hpp"
 #include "optim.hpp"
@@ -185,8 +186,9 @@ py::array maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, 
 
 // -- convolution + max pool, fused ----------------------------------------------------------------
 // The conv output is (N, oh, ow, F), passed as oh/ow since the pooled shape does not determine it.
-// Returns False, touching nothing, where the geometry has no fused kernel: the caller then runs
-// conv2d_forward and maxpool_forward (backward: maxpool_backward and conv2d_backward).
+// Returns False where the geometry has no fused kernel: the caller then runs conv2d_forward and
+// maxpool_forward (backward: maxpool_backward and conv2d_backward). The forward pass has then
+// touched nothing; the backward pass may have written dw, db and dx, which the caller overwrites.
 mf::ConvGeom conv_pool_geom(const char* fn, const py::array& x, const py::array& w, const py::array& pooled, int kh,
                             int kw, int sh, int sw, int ph, int pw, int oh, int ow, int pool) {
     mf::ConvGeom g = conv_geom(fn, kh, kw, sh, sw, ph, pw);
@@ -224,14 +226,15 @@ bool conv2d_maxpool_forward(const py::object& x_obj, const py::object& w_obj, co
     expect_no_alias(fn, "argmax", arg, {{"x", &x}, {"w", &w}});
     if (bp) expect_no_alias(fn, "argmax", arg, {{"b", &bias}});
     py::gil_scoped_release nogil;
-    return mf::conv1ch_pool_forward(fptr(x), fptr(w), bp, fptr_mut(out), static_cast<int32_t*>(arg.mutable_data()), g,
-                                    relu, pool);
+    auto* a = static_cast<int32_t*>(arg.mutable_data());
+    return mf::winograd_pool_forward(fptr(x), fptr(w), bp, fptr_mut(out), a, g, relu, pool) ||
+           mf::conv1ch_pool_forward(fptr(x), fptr(w), bp, fptr_mut(out), a, g, relu, pool);
 }
 
 bool conv2d_maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, const py::object& out_obj,
                              const py::object& x_obj, const py::object& w_obj, const py::object& dw_obj,
                              const py::object& db_obj, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
-                             int pool, bool relu_mask) {
+                             int pool, bool relu_mask, const py::object& dx_obj) {
     const char* fn = "conv2d_maxpool_backward";
     auto dy = checked(fn, "dy", dy_obj, 4, false);
     auto arg = checked(fn, "argmax", arg_obj, 4, false, py::dtype::of<int32_t>());
@@ -246,16 +249,24 @@ bool conv2d_maxpool_backward(const py::object& dy_obj, const py::object& arg_obj
     expect_shape(fn, "argmax", arg, {g.N, oh / pool, ow / pool, g.F});
     expect_shape(fn, "out", out, {g.N, oh / pool, ow / pool, g.F});
     expect_shape(fn, "dw", dw, {g.patch(), g.F});
-    py::array db;
+    py::array db, dx;
     float* dbp = optional_out(fn, "db", db_obj, {g.F}, db, 1);
+    float* dxp = optional_out(fn, "dx", dx_obj, {g.N, g.H, g.W, g.C}, dx, 4);
     expect_no_alias(fn, "dw", dw, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}, {"x", &x}, {"w", &w}});
     if (dbp) expect_no_alias(fn, "db", db, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}, {"x", &x}, {"w", &w}, {"dw", &dw}});
+    if (dxp) {
+        expect_no_alias(fn, "dx", dx, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}, {"x", &x}, {"w", &w}, {"dw", &dw}});
+        if (dbp) expect_no_alias(fn, "dx", dx, {{"db", &db}});
+    }
     long bad = 0;
     bool fused;
     {
         py::gil_scoped_release nogil;
-        fused = mf::conv1ch_pool_backward(fptr(dy), static_cast<const int32_t*>(arg.data()), fptr(out), relu_mask,
-                                          fptr(x), fptr_mut(dw), dbp, g, pool, &bad);
+        const auto* a = static_cast<const int32_t*>(arg.data());
+        fused = mf::winograd_pool_backward(fptr(dy), a, fptr(out), relu_mask, fptr(x), fptr(w), fptr_mut(dw), dbp, dxp,
+                                           g, pool) ||
+                (!dxp && mf::conv1ch_pool_backward(fptr(dy), a, fptr(out), relu_mask, fptr(x), fptr_mut(dw), dbp, g,
+                                                   pool, &bad));
     }
     if (bad) throw_first_bad_argmax(fn, arg, image);
     return fused;
@@ -558,14 +569,14 @@ void bind_cnn_kernels(py::class_<Kernels>& k) {
     k.def("conv2d_maxpool_forward", method(&conv2d_maxpool_forward), py::arg("x"), py::arg("w"), py::arg("b"),
           py::arg("out"), py::arg("argmax"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
           py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"), py::arg("relu") = false,
-          "conv2d_forward then maxpool_forward in one pass where a fused kernel exists (one input channel, stride "
-          "1); returns False, writing nothing, where not");
+          "conv2d_forward then maxpool_forward in one pass where a fused kernel exists (one input channel at "
+          "stride 1; a 2x2 pool after a Winograd convolution); returns False, writing nothing, where not");
     k.def("conv2d_maxpool_backward", method(&conv2d_maxpool_backward), py::arg("dy"), py::arg("argmax"),
           py::arg("out"), py::arg("x"), py::arg("w"), py::arg("dw"), py::arg("db"), py::arg("kh"), py::arg("kw"),
           py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"),
-          py::arg("relu_mask") = false,
-          "maxpool_backward then conv2d_backward (dw, db; no dx) in one pass; False, writing nothing, where no fused "
-          "kernel exists");
+          py::arg("relu_mask") = false, py::arg("dx") = py::none(),
+          "maxpool_backward then conv2d_backward (dw, db, and dx unless None) in one pass; False where no fused "
+          "kernel exists, the outputs then to be computed by the caller");
     k.def("conv2d_backward", method(&conv2d_backward), py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("dw"),
           py::arg("db"), py::arg("dx"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
           py::arg("pw"), "dw = im2col(x)^T dy; db = sum(dy) unless None; dx = col2im(dy w^T) unless None.");

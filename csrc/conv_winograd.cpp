@@ -48,10 +48,15 @@ struct TileOps {
     decltype(&generic::winograd_output_tiles) output;
     decltype(&generic::winograd_output_grad_tiles) output_grad;
     decltype(&generic::winograd_input_grad_tiles) input_grad;
+    decltype(&generic::winograd_pool_output_tiles) pool_output;
+    decltype(&generic::winograd_pool_output_grad_tiles) pool_output_grad;
 };
 
 #define MF_TILE_OPS(isa) \
-    TileOps { isa::winograd_input_tiles, isa::winograd_output_tiles, isa::winograd_output_grad_tiles, isa::winograd_input_grad_tiles }
+    TileOps {                                                                                                 \
+        isa::winograd_input_tiles, isa::winograd_output_tiles, isa::winograd_output_grad_tiles,              \
+            isa::winograd_input_grad_tiles, isa::winograd_pool_output_tiles, isa::winograd_pool_output_grad_tiles \
+    }
 
 TileOps tile_ops() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -94,25 +99,26 @@ void filter_transform(const float* w, int C, int F, float* u) {
     }
 }
 
-// dw[(ky, kx, c), f] = (G^T dU[., c, f] G)[ky][kx]: the transpose of filter_transform.
-void filter_grad_transform(const float* du, int C, int F, float* dw) {
+// dw[(ky, kx, c), f] = (G^T dU[., c, f] G)[ky][kx]: the transpose of filter_transform. dut holds
+// dU transposed, dut[xi][f][c], as the weight-gradient GEMMs make it.
+void filter_grad_transform(const float* dut, int C, int F, float* dw) {
     const long plane = static_cast<long>(C) * F;
-    for (int c = 0; c < C; ++c) {
-        const float* dc = du + static_cast<long>(c) * F;
-        float* wc = dw + static_cast<long>(c) * F;
+    for (int f = 0; f < F; ++f) {
+        const float* df = dut + static_cast<long>(f) * C;
+        float* wf = dw + f;
 #pragma GCC ivdep
-        for (int f = 0; f < F; ++f) {
+        for (int c = 0; c < C; ++c) {
             float d[ALPHA][ALPHA], t[3][ALPHA];
-            for (int xi = 0; xi < XI; ++xi) d[xi / 4][xi % 4] = dc[xi * plane + f];
+            for (int xi = 0; xi < XI; ++xi) d[xi / 4][xi % 4] = df[xi * plane + c];
             for (int j = 0; j < ALPHA; ++j) {  // t = G^T d
                 t[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
                 t[1][j] = 0.5f * (d[1][j] - d[2][j]);
                 t[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
             }
             for (int ky = 0; ky < 3; ++ky) {  // dw = t G
-                wc[(ky * 3 + 0) * plane + f] = t[ky][0] + 0.5f * (t[ky][1] + t[ky][2]);
-                wc[(ky * 3 + 1) * plane + f] = 0.5f * (t[ky][1] - t[ky][2]);
-                wc[(ky * 3 + 2) * plane + f] = 0.5f * (t[ky][1] + t[ky][2]) + t[ky][3];
+                wf[((ky * 3 + 0) * C + c) * static_cast<long>(F)] = t[ky][0] + 0.5f * (t[ky][1] + t[ky][2]);
+                wf[((ky * 3 + 1) * C + c) * static_cast<long>(F)] = 0.5f * (t[ky][1] - t[ky][2]);
+                wf[((ky * 3 + 2) * C + c) * static_cast<long>(F)] = 0.5f * (t[ky][1] + t[ky][2]) + t[ky][3];
             }
         }
     }
@@ -162,35 +168,45 @@ bool use_winograd(const ConvGeom& g) {
     return g.C >= 16 && g.F >= 16;
 }
 
-void winograd_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
-    const int C = g.C, F = g.F;
+namespace {
+
+// The forward pass over chunks of images: input tiles, the 16 GEMMs, then output(m, sm, n0, count,
+// scratch) for the chunk's tiles. gt is the geometry the tiles cover (tile_rows/cols of gt).
+template <class Output>
+void forward_chunks(const float* x, const float* w, const ConvGeom& gt, Output output) {
+    const int C = gt.C, F = gt.F;
     const long sv = tile_stride(C), sm = tile_stride(F);
     const TileOps ops = tile_ops();
     thread_local std::vector<float> u_buf;
     float* u = grown(u_buf, static_cast<size_t>(XI) * C * F);
     filter_transform(w, C, F, u);
-    const int per_chunk = images_per_chunk(g);
-    for_each_chunk((g.N + per_chunk - 1) / per_chunk, [&](int k) {
-        const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
-        const long tiles = count * tiles_per_image(g);
+    const int per_chunk = images_per_chunk(gt);
+    for_each_chunk((gt.N + per_chunk - 1) / per_chunk, [&](int k) {
+        const int n0 = k * per_chunk, count = std::min(per_chunk, gt.N - n0);
+        const long tiles = count * tiles_per_image(gt);
         thread_local std::vector<float> v_buf, m_buf, scratch_buf;
         float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
         float* m = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        float* scratch = grown(scratch_buf, winograd::scratch_floats(g));
-        ops.input(x, g, n0, count, v, sv, scratch);
+        float* scratch = grown(scratch_buf, winograd::scratch_floats(gt));
+        ops.input(x, gt, n0, count, v, sv, scratch);
         for (int xi = 0; xi < XI; ++xi)
             gemm_1t(false, false, static_cast<int>(tiles), F, C, v + xi * C, sv, u + static_cast<long>(xi) * C * F, F,
                     m + xi * F, sm);
-        ops.output(m, sm, g, n0, count, bias, relu, out, scratch);
+        output(m, sm, n0, count, scratch);
     });
 }
 
-void winograd_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
-                       const ConvGeom& g) {
-    const int C = g.C, F = g.F;
+// The backward pass over chunks: output_grad(n0, count, dm, sm, scratch, db_chunk) fills the
+// chunk's dM tiles and its bias gradient (F floats) and returns how many of its output gradients
+// it could not place (the pooled pass: an argmax outside its window); backward_chunks returns
+// their total, having still filled dw, db and dx.
+template <class OutputGrad>
+long backward_chunks(const float* x, const float* w, float* dw, float* db, float* dx, const ConvGeom& gt,
+                     OutputGrad output_grad) {
+    const int C = gt.C, F = gt.F;
     const long sv = tile_stride(C), sm = tile_stride(F);
     const TileOps ops = tile_ops();
-    const int per_chunk = images_per_chunk(g), chunks = (g.N + per_chunk - 1) / per_chunk;
+    const int per_chunk = images_per_chunk(gt), chunks = (gt.N + per_chunk - 1) / per_chunk;
     const size_t u_size = static_cast<size_t>(XI) * C * F;
     thread_local std::vector<float> u_buf, ut_buf, du_buf, db_buf;
     float* ut = nullptr;  // U[xi]^T, (F x C) each: the input gradient's GEMM then packs it by rows
@@ -203,32 +219,33 @@ void winograd_backward(const float* dy, const float* x, const float* w, float* d
                 for (int f = 0; f < F; ++f)
                     ut[(static_cast<long>(xi) * F + f) * C + c] = u[(static_cast<long>(xi) * C + c) * F + f];
     }
-    // Group gi's dU accumulates in partial gi (chunk k's bias gradient in partial_db k); both are
+    // Group gi's dU^T accumulates in partial gi, chunk k's bias gradient in partial_db k; both are
     // summed in order below.
     const int groups = gradient_groups(chunks);
     float* du = grown(du_buf, u_size * groups);
-    float* partial_db = grown(db_buf, db ? static_cast<size_t>(F) * chunks : 0);
+    float* partial_db = grown(db_buf, static_cast<size_t>(F) * chunks);
+    std::vector<long> lost(chunks);  // per chunk, summed below
     for_chunk_groups(chunks, [&](int k, int gi, bool first) {
-        const int n0 = k * per_chunk, count = std::min(per_chunk, g.N - n0);
-        const long tiles = count * tiles_per_image(g);
+        const int n0 = k * per_chunk, count = std::min(per_chunk, gt.N - n0);
+        const long tiles = count * tiles_per_image(gt);
         thread_local std::vector<float> v_buf, m_buf, scratch_buf;
         float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
         float* dm = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        float* scratch = grown(scratch_buf, winograd::scratch_floats(g));
-        ops.input(x, g, n0, count, v, sv, scratch);
-        ops.output_grad(dy, g, n0, count, dm, sm, scratch);
+        float* scratch = grown(scratch_buf, winograd::scratch_floats(gt));
+        lost[k] = output_grad(n0, count, dm, sm, scratch, partial_db + static_cast<size_t>(k) * F);
+        ops.input(x, gt, n0, count, v, sv, scratch);
+        // dU[xi]^T = dM[xi]^T V[xi] (F x C): with the tiles as K, the side with more rows (F) is
+        // read in place and the narrower V is the one packed.
         float* dug = du + gi * u_size;
         for (int xi = 0; xi < XI; ++xi)
-            gemm_1t(true, false, C, F, static_cast<int>(tiles), v + xi * C, sv, dm + xi * F, sm,
-                    dug + static_cast<long>(xi) * C * F, F, first ? 0.0f : 1.0f);
-        const long rows = static_cast<long>(count) * g.OH * g.OW;
-        if (db) bias_grad(dy + n0 * g.OH * g.OW * static_cast<long>(F), static_cast<int>(rows), F, partial_db + k * F);
+            gemm_1t(true, false, F, C, static_cast<int>(tiles), dm + xi * F, sm, v + xi * C, sv,
+                    dug + static_cast<long>(xi) * F * C, C, first ? 0.0f : 1.0f);
         if (!dx) return;
         float* dv = v;  // V is spent: dV takes its place
         for (int xi = 0; xi < XI; ++xi)
             gemm_1t(false, false, static_cast<int>(tiles), C, F, dm + xi * F, sm, ut + static_cast<long>(xi) * F * C, C,
                     dv + xi * C, sv);
-        ops.input_grad(dv, sv, g, n0, count, dx, scratch);
+        ops.input_grad(dv, sv, gt, n0, count, dx, scratch);
     });
     for (int k = 1; k < groups; ++k) {
         const float* p = du + k * u_size;
@@ -240,6 +257,60 @@ void winograd_backward(const float* dy, const float* x, const float* w, float* d
         for (int k = 1; k < chunks; ++k)
             for (int f = 0; f < F; ++f) db[f] += partial_db[static_cast<size_t>(k) * F + f];
     }
+    long stray = 0;
+    for (long n : lost) stray += n;
+    return stray;
+}
+
+// The convolution cut to the outputs a 2x2 pool reads: OH/2 x OW/2 whole tiles.
+ConvGeom pooled_tiles(const ConvGeom& g) {
+    ConvGeom gt = g;
+    gt.OH = g.OH / winograd::TILE * winograd::TILE;
+    gt.OW = g.OW / winograd::TILE * winograd::TILE;
+    return gt;
+}
+
+}  // namespace
+
+void winograd_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
+    const TileOps ops = tile_ops();
+    forward_chunks(x, w, g, [&](const float* m, long sm, int n0, int count, float* scratch) {
+        ops.output(m, sm, g, n0, count, bias, relu, out, scratch);
+    });
+}
+
+void winograd_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
+                       const ConvGeom& g) {
+    const TileOps ops = tile_ops();
+    const long image = static_cast<long>(g.OH) * g.OW * g.F;
+    backward_chunks(x, w, dw, db, dx, g, [&](int n0, int count, float* dm, long sm, float* scratch, float* dbk) {
+        ops.output_grad(dy, g, n0, count, dm, sm, scratch);
+        bias_grad(dy + n0 * image, static_cast<int>(count * static_cast<long>(g.OH) * g.OW), g.F, dbk);
+        return 0L;
+    });
+}
+
+bool winograd_pool_forward(const float* x, const float* w, const float* bias, float* out, int32_t* argmax,
+                           const ConvGeom& g, bool relu, int pool) {
+    if (pool != 2 || g.OH < 2 || g.OW < 2 || !use_winograd(g)) return false;
+    const TileOps ops = tile_ops();
+    forward_chunks(x, w, pooled_tiles(g), [&](const float* m, long sm, int n0, int count, float* scratch) {
+        ops.pool_output(m, sm, g, n0, count, bias, relu, out, argmax, scratch);
+    });
+    return true;
+}
+
+bool winograd_pool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, const float* x,
+                            const float* w, float* dw, float* db, float* dx, const ConvGeom& g, int pool) {
+    if (pool != 2 || g.OH < 2 || g.OW < 2 || !use_winograd(g)) return false;
+    const TileOps ops = tile_ops();
+    const long stray = backward_chunks(
+        x, w, dw, db, dx, pooled_tiles(g), [&](int n0, int count, float* dm, long sm, float*, float* dbk) {
+            return ops.pool_output_grad(dy, argmax, out, relu_mask, g, n0, count, dm, sm, dbk);
+        });
+    // An argmax outside its window (no forward pass makes one) leaves the outputs to the caller's
+    // general path, which scatters the pooled gradient wherever argmax points.
+    return stray == 0;
 }
 
 }  // namespace mf

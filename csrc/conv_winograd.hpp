@@ -17,6 +17,8 @@
 // summed over per-chunk partials in chunk order, so results do not depend on the thread count.
 #pragma once
 
+#include <cstdint>
+
 #include "conv.hpp"
 
 namespace mf {
@@ -39,5 +41,16 @@ bool use_winograd(const ConvGeom& g);
 void winograd_forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu);
 void winograd_backward(const float* dy, const float* x, const float* w, float* dw, float* db, float* dx,
                        const ConvGeom& g);
+
+// The convolution fused with the 2x2 max pool after it (maxpool_forward/backward of pool.hpp), as
+// conv2d_maxpool_* define it: each tile is a pooling window, so the full-resolution map is never
+// stored, and the outputs no window reads (the last row and column of an odd-sized map) are never
+// computed nor given a gradient. dx may be null. Both return false, having written nothing the
+// caller keeps, where they do not apply (another pool size, or use_winograd(g) false); the backward
+// pass also where an argmax entry lies outside its window, which the caller's general path handles.
+bool winograd_pool_forward(const float* x, const float* w, const float* bias, float* out, int32_t* argmax,
+                           const ConvGeom& g, bool relu, int pool);
+bool winograd_pool_backward(const float* dy, const int32_t* argmax, const float* out, bool relu_mask, const float* x,
+                            const float* w, float* dw, float* db, float* dx, const ConvGeom& g, int pool);
 
 }  // namespace mf

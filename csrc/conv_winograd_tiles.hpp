@@ -8,6 +8,8 @@
 // floats apart. `scratch` is winograd_scratch_floats(g) floats of the caller's.
 #pragma once
 
+#include <cstdint>
+
 #include "conv.hpp"
 
 namespace mf {
@@ -35,6 +37,16 @@ inline long scratch_floats(const ConvGeom& g) { return (g.C > g.F ? g.C : g.F) +
     /* dx = the sum over tiles of B dv B^T on each tile's 4x4 input block (dx's images are overwritten) */         \
     void winograd_input_grad_tiles(const float* dv, long sv, const ConvGeom& g, int n0, int count, float* dx,     \
                                    float* scratch);                                                                \
+    /* With a 2x2 max pool after the convolution, each tile is one pooling window, (OH/2) x (OW/2) of them  */     \
+    /* per image: out and argmax (N, OH/2, OW/2, F) get the window's maximum of relu?(A^T m A + bias) and its */   \
+    /* offset in the (OH, OW, F) map, as maxpool_forward would */                                                  \
+    void winograd_pool_output_tiles(const float* m, long sm, const ConvGeom& g, int n0, int count,                \
+                                    const float* bias, bool relu, float* out, int32_t* argmax, float* scratch);   \
+    /* dm = A dy' A^T with dy' the pooled gradient at the window's argmax (0 where relu_mask and out <= 0), */     \
+    /* db (F floats) = the chunk's sum of dy'; returns how many argmax entries are not in their window */          \
+    long winograd_pool_output_grad_tiles(const float* dy, const int32_t* argmax, const float* out,                \
+                                         bool relu_mask, const ConvGeom& g, int n0, int count, float* dm, long sm, \
+                                         float* db);                                                               \
     }
 MF_DECLARE_WINOGRAD_TILES(generic)
 MF_DECLARE_WINOGRAD_TILES(avx2)

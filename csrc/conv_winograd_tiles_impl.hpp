@@ -192,5 +192,87 @@ void winograd_input_grad_tiles(const float* dv, long sv, const ConvGeom& g, int 
     }
 }
 
+void winograd_pool_output_tiles(const float* m, long sm, const ConvGeom& g, int n0, int count, const float* bias,
+                                bool relu, float* out, int32_t* argmax, float* scratch) {
+    const int F = g.F, rows = g.OH / TILE, cols = g.OW / TILE;
+    for (int f = 0; f < F; ++f) scratch[f] = 0.0f;
+    if (!bias) bias = scratch;
+    const float floor = relu ? 0.0f : -__builtin_inff();
+    const long pooled = static_cast<long>(F) * rows * cols;
+    for (int n = n0; n < n0 + count; ++n) {
+        float* o = out + n * pooled;
+        int32_t* a = argmax + n * pooled;
+        for (int ty = 0; ty < rows; ++ty)
+            for (int tx = 0; tx < cols; ++tx, m += sm, o += F, a += F) {
+                // The window's offsets in the (OH, OW, F) map: (0, 0), (0, 1), (1, 0), (1, 1).
+                const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
+#pragma GCC ivdep
+                for (int f = 0; f < F; ++f) {
+                    float t[TILE][ALPHA];
+                    for (int j = 0; j < ALPHA; ++j) {  // t = A^T m, as output_transform
+                        t[0][j] = m[(0 + j) * F + f] + m[(4 + j) * F + f] + m[(8 + j) * F + f];
+                        t[1][j] = m[(4 + j) * F + f] - m[(8 + j) * F + f] - m[(12 + j) * F + f];
+                    }
+                    const float b = bias[f];
+                    const float y00 = max(t[0][0] + t[0][1] + t[0][2] + b, floor);
+                    const float y01 = max(t[0][1] - t[0][2] - t[0][3] + b, floor);
+                    const float y10 = max(t[1][0] + t[1][1] + t[1][2] + b, floor);
+                    const float y11 = max(t[1][1] - t[1][2] - t[1][3] + b, floor);
+                    // Strict '>' in window order keeps the first maximum, as maxpool_forward does.
+                    float best = y00;
+                    int32_t arg = at0 + f;
+                    arg = y01 > best ? at0 + F + f : arg;
+                    best = y01 > best ? y01 : best;
+                    arg = y10 > best ? at2 + f : arg;
+                    best = y10 > best ? y10 : best;
+                    arg = y11 > best ? at2 + F + f : arg;
+                    best = y11 > best ? y11 : best;
+                    o[f] = best;
+                    a[f] = arg;
+                }
+            }
+    }
+}
+
+long winograd_pool_output_grad_tiles(const float* dy, const int32_t* argmax, const float* out, bool relu_mask,
+                                     const ConvGeom& g, int n0, int count, float* dm, long sm, float* db) {
+    const int F = g.F, rows = g.OH / TILE, cols = g.OW / TILE;
+    const long pooled = static_cast<long>(F) * rows * cols;
+    long stray = 0;
+    for (int f = 0; f < F; ++f) db[f] = 0.0f;
+    for (int n = n0; n < n0 + count; ++n) {
+        const long p0 = n * pooled;
+        for (int ty = 0; ty < rows; ++ty)
+            for (int tx = 0; tx < cols; ++tx, dm += sm) {
+                const long p = p0 + (static_cast<long>(ty) * cols + tx) * F;
+                const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
+                const float *d = dy + p, *o = out + p;
+                const int32_t* a = argmax + p;
+                int outside = 0;
+#pragma GCC ivdep
+                for (int f = 0; f < F; ++f) {
+                    const float grad = relu_mask && !(o[f] > 0.0f) ? 0.0f : d[f];
+                    const int32_t at = a[f];
+                    // The pooled gradient goes to the window's winner; the output gradient of the
+                    // other three is zero.
+                    const float g00 = at == at0 + f ? grad : 0.0f, g01 = at == at0 + F + f ? grad : 0.0f;
+                    const float g10 = at == at2 + f ? grad : 0.0f, g11 = at == at2 + F + f ? grad : 0.0f;
+                    outside += !(at == at0 + f || at == at0 + F + f || at == at2 + f || at == at2 + F + f);
+                    db[f] += g00 + g01 + g10 + g11;
+                    const float e0[ALPHA] = {g00, g00 + g01, g00 - g01, -g01};  // as output_grad_transform
+                    const float e1[ALPHA] = {g10, g10 + g11, g10 - g11, -g11};
+                    for (int j = 0; j < ALPHA; ++j) {
+                        dm[(0 + j) * F + f] = e0[j];
+                        dm[(4 + j) * F + f] = e0[j] + e1[j];
+                        dm[(8 + j) * F + f] = e0[j] - e1[j];
+                        dm[(12 + j) * F + f] = -e1[j];
+                    }
+                }
+                stray += outside;
+            }
+    }
+    return stray;
+}
+
 }  // namespace MF_ISA
 }  // namespace mf

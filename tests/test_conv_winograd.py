@@ -116,3 +116,70 @@ def test_conv_algorithm_is_a_backend_setting():
         mf.get_backend("cpp", conv_algorithm="fft")
     with pytest.raises(ValueError, match="conv algorithm"):
         _core.Kernels(conv_algorithm="")
+
+
+# (N, H, W, C, F, padding): conv maps of odd size lose their last row and column to the 2x2 pool.
+POOL_CASES = [(5, 13, 13, 32, 64, "valid"), (3, 8, 9, 16, 16, "same"), (2, 5, 5, 3, 4, "valid"),
+              (37, 12, 12, 20, 24, "same")]
+
+
+def pooled_reference(ref, x, wt, b, dy, arg, out, geom, conv_hw, relu):
+    n, _, _, f = dy.shape
+    dconv = np.empty((n, *conv_hw, f))
+    ref.maxpool_backward(*f64(dy), arg, *f64(out), dconv, 2, relu)
+    dw, db, dx = np.empty(wt.shape), np.empty(f), np.empty(x.shape)
+    ref.conv2d_backward(dconv, *f64(x, wt), dw, db, dx, *geom)
+    return dw, db, dx
+
+
+@pytest.mark.parametrize("kernel", _core.available_gemm_kernels())
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_winograd_conv_pool_is_conv_then_pool(ref, rng, kernel, case):
+    """Fused, each tile is a pooling window: the forward pass gives the composition's numbers
+    bitwise (the same tile arithmetic), the backward pass the reference's gradients, dx included."""
+    be = mf.get_backend("cpp", conv_algorithm="winograd", gemm_kernel=kernel)
+    n, h, w, c, f, padding = case
+    (oh, ow), geom = geometry(h, w, c, f, padding)
+    pooled = (n, oh // 2, ow // 2, f)
+    x, wt, b, dy = uniform(rng, n, h, w, c), uniform(rng, 9 * c, f), uniform(rng, f), uniform(rng, *pooled)
+    for relu in (False, True):
+        out, arg = np.full(pooled, np.nan, np.float32), np.full(pooled, -1, np.int32)
+        assert be._k.conv2d_maxpool_forward(x, wt, b, out, arg, *geom[0], *geom[1], *geom[2], oh, ow, 2, relu)
+        conv = be.conv2d_forward(x, wt, b, np.empty((n, oh, ow, f), np.float32), *geom, relu=relu)
+        out_c, arg_c = np.empty(pooled, np.float32), np.empty(pooled, np.int32)
+        be.maxpool_forward(conv, out_c, arg_c, 2)
+        np.testing.assert_array_equal(out, out_c)
+        np.testing.assert_array_equal(arg, arg_c)
+        dw, db, dx = np.full_like(wt, np.nan), np.full(f, np.nan, np.float32), np.full_like(x, np.nan)
+        be.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), 2, relu, dx)
+        for name, got, want in zip(("dw", "db", "dx"), (dw, db, dx),
+                                   pooled_reference(ref, x, wt, b, dy, arg, out, geom, (oh, ow), relu)):
+            assert_close(got, want, "conv", f"{name} {kernel} {case} relu={relu}")
+
+
+def test_winograd_conv_pool_is_used_only_where_it_applies(rng):
+    x, wt = uniform(rng, 2, 13, 13, 32), uniform(rng, 9 * 32, 64)
+    out, arg = np.empty((2, 5, 5, 64), np.float32), np.empty((2, 5, 5, 64), np.int32)
+    args = (x, wt, None, out, arg, 3, 3, 1, 1, 0, 0, 11, 11)
+    assert mf.get_backend("cpp")._k.conv2d_maxpool_forward(*args, 2)
+    assert not mf.get_backend("cpp", conv_algorithm="im2col")._k.conv2d_maxpool_forward(*args, 2)
+    out3, arg3 = np.empty((2, 3, 3, 64), np.float32), np.empty((2, 3, 3, 64), np.int32)
+    assert not mf.get_backend("cpp")._k.conv2d_maxpool_forward(x, wt, None, out3, arg3, *args[5:], 3)
+
+
+def test_winograd_conv_pool_backward_follows_an_argmax_outside_its_window(ref, rng):
+    """No forward pass makes one, but an argmax pointing elsewhere in its image still gets the
+    gradient, as the reference's scatter gives it: the fused pass hands over to the composition."""
+    be = mf.get_backend("cpp")
+    (oh, ow), geom = geometry(13, 13, 32, 64, "valid")
+    x, wt, b, dy = uniform(rng, 3, 13, 13, 32), uniform(rng, 9 * 32, 64), uniform(rng, 64), uniform(rng, 3, 5, 5, 64)
+    out, arg = np.empty((3, 5, 5, 64), np.float32), np.empty((3, 5, 5, 64), np.int32)
+    be.conv2d_maxpool_forward(x, wt, b, out, arg, *geom, (oh, ow), 2, False)
+    arg[1, 0, 0, 3] = (10 * ow + 10) * 64 + 3  # the bottom-right output, which no window reads
+    dw, db, dx = np.empty_like(wt), np.empty(64, np.float32), np.empty_like(x)
+    be.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), 2, False, dx)
+    for name, got, want in zip(("dw", "db", "dx"), (dw, db, dx),
+                               pooled_reference(ref, x, wt, b, dy, arg, out, geom, (oh, ow), False)):
+        assert_close(got, want, "conv", name)
+    # Input pixel (12, 12) lies under output (10, 10) alone: only the stray gradient reaches it.
+    assert np.abs(dx[1, 12, 12]).max() > 0 and not dx[[0, 2], 12, 12].any()

@@ -97,8 +97,9 @@ def test_maxpool(backend, ref, rng, shape, pool, relu_mask):
     assert np.count_nonzero(dx) <= dy.size
 
 
-# (N, H, W, C, F, kernel, padding, pool): the cpp backend fuses the single-channel ones; the others
-# (C > 1, F not a multiple of 8) take the composition, which every backend inherits.
+# (N, H, W, C, F, kernel, padding, pool): the cpp backend fuses the single-channel ones and, by
+# Winograd, 3x3 ones of 16+ channels with a 2x2 pool; the others (three channels, F not a multiple
+# of 8) take the composition, which every backend inherits.
 CONV_POOL_CASES = [
     (3, 28, 28, 1, 32, 3, "valid", 2),  # the basic CNN's first layer: 26 -> 13
     (2, 28, 28, 1, 24, 5, "valid", 2),  # the fast CNN's: 24 -> 12
@@ -106,6 +107,8 @@ CONV_POOL_CASES = [
     (2, 10, 10, 1, 8, 3, "valid", 3),
     (2, 9, 9, 3, 8, 3, "valid", 2),  # three channels: no fused kernel
     (2, 9, 9, 1, 12, 3, "valid", 2),  # F not a multiple of 8: no fused kernel
+    (5, 13, 13, 32, 64, 3, "valid", 2),  # the basic CNN's second layer: 11 -> 5, by Winograd on cpp
+    (2, 8, 7, 16, 24, 3, "same", 2),
 ]
 
 
@@ -127,11 +130,16 @@ def test_conv2d_maxpool_is_conv_then_pool(backend, ref, rng, case):
         dconv_r = np.empty((n, oh, ow, f))
         ref.maxpool_backward(dy.astype(np.float64), arg, out.astype(np.float64), dconv_r, pool, relu)
         dw_r, db_r = np.empty(wt.shape), np.empty(f)
-        ref.conv2d_backward(dconv_r, x.astype(np.float64), wt.astype(np.float64), dw_r, db_r, None, *geom)
-        dw, db = np.full_like(wt, np.nan), np.full(f, np.nan, np.float32)
-        backend.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), pool, relu)
+        dx_r = np.empty(x.shape)
+        ref.conv2d_backward(dconv_r, x.astype(np.float64), wt.astype(np.float64), dw_r, db_r, dx_r, *geom)
+        dw, db, dx = np.full_like(wt, np.nan), np.full(f, np.nan, np.float32), np.full_like(x, np.nan)
+        backend.conv2d_maxpool_backward(dy, arg, out, x, wt, dw, db, *geom, (oh, ow), pool, relu, dx)
         assert_close(dw, dw_r, "conv", f"dw {case} relu={relu}")
         assert_close(db, db_r, "conv", f"db {case} relu={relu}")
+        assert_close(dx, dx_r, "conv", f"dx {case} relu={relu}")
+        dw_first = np.full_like(wt, np.nan)  # a first layer: no dx
+        backend.conv2d_maxpool_backward(dy, arg, out, x, wt, dw_first, None, *geom, (oh, ow), pool, relu)
+        assert_close(dw_first, dw_r, "conv", f"dw without dx {case} relu={relu}")
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 4), (8, 7, 7, 128)])

@@ -143,18 +143,19 @@ class Backend:
     def conv2d_maxpool_forward(self, x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False):
         """conv2d_forward into a ``(N, *conv_hw, F)`` map, then maxpool_forward of it into ``out``
         and ``argmax``. This composition is the definition; a backend may fuse the two (cpp does for
-        a single input channel) so that the full-resolution map never goes to memory."""
+        a single input channel, and for a 2x2 pool after a Winograd convolution) so that the
+        full-resolution map never goes to memory."""
         conv = self._workspace("conv2d_maxpool", (x.shape[0], *conv_hw, out.shape[3]))
         self.conv2d_forward(x, w, b, conv, kernel, stride, padding, relu)
         return self.maxpool_forward(conv, out, argmax, pool)
 
     def conv2d_maxpool_backward(self, dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
-                                relu_mask=False):
-        """maxpool_backward of the pooled gradient ``dy``, then conv2d_backward for ``dw`` and ``db``
-        (no input gradient: the fused pair is a first layer)."""
+                                relu_mask=False, dx=None):
+        """maxpool_backward of the pooled gradient ``dy``, then conv2d_backward for ``dw``, ``db``
+        and ``dx`` (each skipped where None; a first layer needs no ``dx``)."""
         dconv = self._workspace("conv2d_maxpool", (x.shape[0], *conv_hw, dy.shape[3]))
         self.maxpool_backward(dy, argmax, out, dconv, pool, relu_mask)
-        self.conv2d_backward(dconv, x, w, dw, db, None, kernel, stride, padding)
+        self.conv2d_backward(dconv, x, w, dw, db, dx, kernel, stride, padding)
 
     def _workspace(self, name, shape, dtype=None):
         """A cached work buffer of this backend, viewed as ``shape`` (grown when too small, never
@@ -184,7 +185,8 @@ KERNELS = {
     "conv2d_forward": "x, w, b, out, kernel, stride, padding, relu=False",
     "conv2d_backward": "dy, x, w, dw, db, dx, kernel, stride, padding",
     "conv2d_maxpool_forward": "x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False",
-    "conv2d_maxpool_backward": "dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool, relu_mask=False",
+    "conv2d_maxpool_backward": "dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool, relu_mask=False, "
+                               "dx=None",
     "maxpool_forward": "x, out, argmax, pool",
     "maxpool_backward": "dy, argmax, out, dx, pool, relu_mask=False",
     "global_avgpool_forward": "x, out",

@@ -96,11 +96,11 @@ class CppBackend(Backend):
         return out
 
     def conv2d_maxpool_backward(self, dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
-                                relu_mask=False):
+                                relu_mask=False, dx=None):
         if not self._k.conv2d_maxpool_backward(dy, argmax, out, x, w, dw, db, *kernel, *stride, *padding, *conv_hw,
-                                               pool, relu_mask):
+                                               pool, relu_mask, dx):
             super().conv2d_maxpool_backward(dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
-                                            relu_mask)
+                                            relu_mask, dx)
 
     def __repr__(self) -> str:
         return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}, conv {self.conv_algorithm}>"

@@ -79,10 +79,10 @@ class Conv2D(Layer):
         return value if k else np.ascontiguousarray(value.transpose(2, 3, 1, 0).reshape(self.patch, self.filters))
 
     def absorb(self, nxt) -> bool:
-        """A first layer (no input gradient) runs the MaxPool2D after it in the same kernels:
-        ``conv2d_maxpool_forward/backward``, where a backend can keep the full-resolution map
-        out of memory."""
-        if self.needs_input_grad or not isinstance(nxt, MaxPool2D):
+        """The MaxPool2D after a convolution runs in the same kernels,
+        ``conv2d_maxpool_forward/backward``, where a backend can keep the full-resolution map out
+        of memory (and skip the outputs no pooling window reads)."""
+        if not isinstance(nxt, MaxPool2D):
             return False
         self.pool = nxt
         return True
@@ -105,16 +105,15 @@ class Conv2D(Layer):
     def backward(self, dy):
         be = self.backend
         pool = self.pool
-        if pool is not None:  # dy is the pooled map's gradient; max and ReLU commute
-            db = self.grads[1] if self.use_bias else None
-            be.conv2d_maxpool_backward(dy, pool.argmax, pool.y, self.x, self.params[0], self.grads[0], db, self.kernel,
-                                       self.stride, self.pad, self.output_shape[:2], pool.pool,
-                                       self.activation == "relu")
-            return None
-        if self.activation == "relu" and not self.output_grad_masked:
-            be.activation_backward(dy, self.y, dy, "relu")
         dx = self._bufs.get("dx", dy.shape[0], self.input_shape) if self.needs_input_grad else None
         db = self.grads[1] if self.use_bias else None
+        if pool is not None:  # dy is the pooled map's gradient; max and ReLU commute
+            be.conv2d_maxpool_backward(dy, pool.argmax, pool.y, self.x, self.params[0], self.grads[0], db, self.kernel,
+                                       self.stride, self.pad, self.output_shape[:2], pool.pool,
+                                       self.activation == "relu", dx)
+            return dx
+        if self.activation == "relu" and not self.output_grad_masked:
+            be.activation_backward(dy, self.y, dy, "relu")
         be.conv2d_backward(dy, self.x, self.params[0], self.grads[0], db, dx, self.kernel, self.stride, self.pad)
         return dx
 
