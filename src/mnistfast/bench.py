@@ -137,16 +137,21 @@ def cnn_epoch_flops(n_samples: int) -> float:
     return 2.0 * n_samples * (2 * conv1 + 3 * conv2 + 3 * dense)
 
 
-# The basic CNN's convolutions at batch 128: (name, N, H, W, C, F); 3x3 kernels, stride 1, valid.
-# conv1 takes the direct single-channel kernel, conv2 im2col + the packed GEMM (alone here: in the
-# model conv1 also runs fused with the max pool after it).
-CONV_LAYERS = [("conv1 1->32 on 28x28 (direct)", 128, 28, 28, 1, 32),
-               ("conv2 32->64 on 13x13 (im2col + GEMM)", 128, 13, 13, 32, 64)]
+# The basic CNN's convolutions at batch 128: (name, N, H, W, C, F, conv_algorithm, pooled); 3x3
+# kernels, stride 1, valid. conv1 takes the direct single-channel kernel; conv2 is timed by both
+# algorithms, then as the model runs it, fused with the 2x2 max pool after it (conv1 too runs fused
+# in the model). GFLOP/s count the direct convolution's multiply-adds for the whole map, so a
+# Winograd or pooled row can pass the FMA peak.
+CONV_LAYERS = [("conv1 1->32 on 28x28 (direct)", 128, 28, 28, 1, 32, "auto", False),
+               ("conv2 32->64 on 13x13 (im2col + GEMM)", 128, 13, 13, 32, 64, "im2col", False),
+               ("conv2 32->64 on 13x13 (Winograd F(2x2,3x3))", 128, 13, 13, 32, 64, "winograd", False),
+               ("conv2 + max pool 2x2 (Winograd, fused)", 128, 13, 13, 32, 64, "auto", True)]
 
 
-def conv_runners(be, N, H, W, C, F, seed=0):
+def conv_runners(be, N, H, W, C, F, seed=0, pooled=False):
     """(forward, backward) callables for one conv layer on backend ``be``; backward computes dw,
-    db and, except for the first layer (C == 1), dx."""
+    db and, except for the first layer (C == 1), dx. ``pooled``: the conv2d_maxpool_* pair with a
+    2x2 pool and ReLU, as a Conv2D followed by MaxPool2D runs."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, H, W, C), dtype=np.float32)
     w = rng.standard_normal((9 * C, F), dtype=np.float32)
@@ -155,6 +160,14 @@ def conv_runners(be, N, H, W, C, F, seed=0):
     dy = rng.standard_normal(out.shape, dtype=np.float32)
     dx = None if C == 1 else np.empty_like(x)
     geom = ((3, 3), (1, 1), (0, 0))
+    if pooled:
+        conv_hw = out.shape[1:3]
+        shape = (N, conv_hw[0] // 2, conv_hw[1] // 2, F)
+        pout, arg = np.empty(shape, np.float32), np.empty(shape, np.int32)
+        pdy = rng.standard_normal(shape, dtype=np.float32)
+        be.conv2d_maxpool_forward(x, w, b, pout, arg, *geom, conv_hw, 2, True)  # a valid argmax for backward
+        return (lambda: be.conv2d_maxpool_forward(x, w, b, pout, arg, *geom, conv_hw, 2, True),
+                lambda: be.conv2d_maxpool_backward(pdy, arg, pout, x, w, dw, db, *geom, conv_hw, 2, True, dx))
     return (lambda: be.conv2d_forward(x, w, b, out, *geom, relu=True),
             lambda: be.conv2d_backward(dy, x, w, dw, db, dx, *geom))
 
@@ -349,8 +362,8 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
 
     log(f"\n{'conv layer (batch 128, 3x3, NHWC)':<56} {'fwd ms':>7} {'GF/s':>6} {'% peak':>6}"
         f" {'bwd ms':>7} {'GF/s':>6} {'% peak':>6}")
-    for name, N, H, W, C, F in CONV_LAYERS:
-        fwd, bwd = conv_runners(be, N, H, W, C, F)
+    for name, N, H, W, C, F, algorithm, pooled in CONV_LAYERS:
+        fwd, bwd = conv_runners(CppBackend(threads=threads, conv_algorithm=algorithm), N, H, W, C, F, pooled=pooled)
         med = interleaved_medians({"fwd": fwd, "bwd": bwd}, rounds, calls=10)
         gf_f = conv_flops(N, H, W, C, F) / med["fwd"] / 1e9
         gf_b = conv_flops(N, H, W, C, F, backward=True, with_dx=C > 1) / med["bwd"] / 1e9
