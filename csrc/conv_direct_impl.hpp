@@ -5,7 +5,9 @@
 #endif
 
 #include <algorithm>
-#include <vector>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "conv_direct.hpp"
 #include "parallel.hpp"
@@ -14,6 +16,32 @@
 namespace mf {
 namespace MF_ISA {
 namespace {
+
+// A per-thread work buffer that only grows, new floats zeroed (as a std::vector resized by
+// conv.hpp's grown). It has internal linkage: std::vector's member functions, instantiated here,
+// would be emitted as weak symbols compiled with this file's ISA flags, and the linker keeps one
+// copy for the whole module, so an AVX-512 copy could serve every file's vector<float> on a CPU
+// without AVX-512.
+class Scratch {
+  public:
+    Scratch() = default;
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    ~Scratch() { std::free(data_); }
+    float* get(size_t n) {
+        if (n > size_) {
+            auto* p = static_cast<float*>(std::realloc(data_, n * sizeof(float)));
+            if (!p) throw std::bad_alloc();
+            std::memset(p + size_, 0, (n - size_) * sizeof(float));
+            data_ = p, size_ = n;
+        }
+        return data_;
+    }
+
+  private:
+    float* data_ = nullptr;
+    size_t size_ = 0;
+};
 
 constexpr int IMAGE_CHUNK = 8;  // images per weight-gradient partial (summed in chunk order)
 
@@ -155,8 +183,8 @@ template <int F>
 void forward(const float* x, const float* w, const float* bias, float* out, const ConvGeom& g, bool relu) {
     const Padded pd(g);
     MF_PARALLEL_FOR_IF(g.rows() * F * g.KH * g.KW >= MIN_PARALLEL_ELEMS)(int n = 0; n < g.N; ++n) {
-        thread_local std::vector<float> buf;
-        float* padded = grown(buf, pd.size());
+        thread_local Scratch buf;
+        float* padded = buf.get(pd.size());
         pad_image(x, g, pd, n, padded);
         conv_image<F>(padded, pd, w, bias, relu, g, out + static_cast<long>(n) * g.OH * g.OW * F);
     }
@@ -170,9 +198,9 @@ void forward_pool(const float* x, const float* w, const float* bias, float* out,
     const Padded pd(g);
     const long conv_size = static_cast<long>(g.OH) * g.OW * F, pooled = static_cast<long>(g.OH / P) * (g.OW / P) * F;
     MF_PARALLEL_FOR_IF(g.rows() * F * g.KH * g.KW >= MIN_PARALLEL_ELEMS)(int n = 0; n < g.N; ++n) {
-        thread_local std::vector<float> buf, conv;
-        float* padded = grown(buf, pd.size());
-        float* c = grown(conv, conv_size);
+        thread_local Scratch buf, conv;
+        float* padded = buf.get(pd.size());
+        float* c = conv.get(conv_size);
         pad_image(x, g, pd, n, padded);
         conv_image<F>(padded, pd, w, bias, relu, g, c);
         maxpool_image_forward(c, g.OH, g.OW, F, P, out + n * pooled, argmax + n * pooled);
@@ -242,13 +270,13 @@ template <int KW, int F, class ChunkDy>
 long backward_chunks(const float* x, float* dw, float* db, const ConvGeom& g, ChunkDy chunk_dy) {
     const int chunks = (g.N + IMAGE_CHUNK - 1) / IMAGE_CHUNK;
     const long dw_size = static_cast<long>(g.KH) * KW * F;
-    thread_local std::vector<float> partial;
-    float* part = grown(partial, chunks * (dw_size + F));
+    thread_local Scratch partial;
+    float* part = partial.get(chunks * (dw_size + F));
     const Padded pd(g);
     long bad = 0;
     MF_PARALLEL_FOR_REDUCE_IF(chunks > 1 && g.rows() * F * g.KH * KW >= MIN_PARALLEL_ELEMS, bad)(int k = 0; k < chunks; ++k) {
-        thread_local std::vector<float> padded_buf;
-        float* padded = grown(padded_buf, IMAGE_CHUNK * pd.size());
+        thread_local Scratch padded_buf;
+        float* padded = padded_buf.get(IMAGE_CHUNK * pd.size());
         const int n0 = k * IMAGE_CHUNK, n1 = std::min(g.N, n0 + IMAGE_CHUNK);
         float* pk = part + k * (dw_size + F);
         const float* dy = chunk_dy(n0, n1, bad);
@@ -278,8 +306,8 @@ long backward_pool(const float* dy_pooled, const int32_t* argmax, const float* o
                    float* dw, float* db, const ConvGeom& g, int P) {
     const long per_image = static_cast<long>(g.OH) * g.OW * F, pooled = static_cast<long>(g.OH / P) * (g.OW / P) * F;
     return backward_chunks<KW, F>(x, dw, db, g, [&](int n0, int n1, long& bad) {
-        thread_local std::vector<float> dy_buf;
-        float* dy = grown(dy_buf, IMAGE_CHUNK * per_image);
+        thread_local Scratch dy_buf;
+        float* dy = dy_buf.get(IMAGE_CHUNK * per_image);
         for (int n = n0; n < n1; ++n)
             bad += maxpool_image_backward(dy_pooled + n * pooled, argmax + n * pooled, out + n * pooled, relu_mask,
                                           g.OH, g.OW, F, P, dy + (n - n0) * per_image);

@@ -52,11 +52,9 @@ struct TileOps {
     decltype(&generic::winograd_pool_output_grad_tiles) pool_output_grad;
 };
 
-#define MF_TILE_OPS(isa) \
-    TileOps {                                                                                                 \
-        isa::winograd_input_tiles, isa::winograd_output_tiles, isa::winograd_output_grad_tiles,              \
-            isa::winograd_input_grad_tiles, isa::winograd_pool_output_tiles, isa::winograd_pool_output_grad_tiles \
-    }
+#define MF_TILE_OPS(isa)                                                                              \
+    TileOps{isa::winograd_input_tiles,       isa::winograd_output_tiles,     isa::winograd_output_grad_tiles, \
+            isa::winograd_input_grad_tiles, isa::winograd_pool_output_tiles, isa::winograd_pool_output_grad_tiles}
 
 TileOps tile_ops() {
 #if defined(__x86_64__) || defined(_M_X64)
