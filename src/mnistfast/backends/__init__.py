@@ -19,7 +19,8 @@ def get_backend(name="cpp", **options) -> Backend:
 
     ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
     takes ``threads``, ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive") and
-    ``conv_algorithm`` ("auto", "im2col", "winograd"); cuda takes ``device`` (a GPU index) and raises RuntimeError naming what is missing where there is no GPU or driver.
+    ``conv_algorithm`` ("auto", "im2col", "winograd"); cuda takes ``device`` (a GPU index) and
+    raises RuntimeError naming what is missing where there is no GPU or driver.
     """
     if isinstance(name, Backend):
         return name
