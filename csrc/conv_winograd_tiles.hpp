@@ -5,7 +5,7 @@
 //
 // A tile matrix has one row per tile (tiles of image n0 first, row-major within an image), the
 // row holding the 16 transformed positions xi of n channels at [xi * n + channel], rows `stride`
-// floats apart. `scratch` is winograd_scratch_floats(g) floats of the caller's.
+// floats apart. `scratch` is winograd::scratch_floats(g) floats of the caller's.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The Winograd tile transforms (see conv_winograd_tiles.hpp), written once.
 // conv_winograd_tiles_<isa>.cpp includes it with MF_ISA set to its namespace and compiles it with
-// that ISA's flags. Everything here but the four entry points has internal linkage, and nothing
+// that ISA's flags. Everything here but the six entry points has internal linkage, and nothing
 // instantiates a library template, so no ISA-specific copy of an inline function can reach the
 // other files through the linker.
 #ifndef MF_ISA
@@ -148,7 +148,8 @@ void winograd_input_tiles(const float* x, const ConvGeom& g, int n0, int count, 
     for (int n = n0; n < n0 + count; ++n) {
         const float* img = x + static_cast<long>(n) * g.H * g.W * g.C;
         for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, v += sv) input_transform(img, g, ty * TILE - g.PH, tx * TILE - g.PW, zeros, v);
+            for (int tx = 0; tx < cols; ++tx, v += sv)
+                input_transform(img, g, ty * TILE - g.PH, tx * TILE - g.PW, zeros, v);
     }
 }
 
@@ -162,7 +163,8 @@ void winograd_output_tiles(const float* m, long sm, const ConvGeom& g, int n0, i
     for (int n = n0; n < n0 + count; ++n) {
         float* img = out + static_cast<long>(n) * g.OH * g.OW * g.F;
         for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, m += sm) output_transform(m, g, bias, relu, ty * TILE, tx * TILE, img, sink);
+            for (int tx = 0; tx < cols; ++tx, m += sm)
+                output_transform(m, g, bias, relu, ty * TILE, tx * TILE, img, sink);
     }
 }
 

@@ -24,7 +24,7 @@ CASES = [
     (3, 9, 8, 7, 5, "same"),
     (2, 6, 7, 3, 17, "valid"),
     (5, 13, 13, 32, 64, "valid"),  # the basic CNN's second layer
-    (2, 14, 14, 32, 32, "same"),  # the improved CNN's
+    (2, 14, 14, 32, 32, "same"),
     (41, 13, 11, 16, 24, "valid"),
     (2, 7, 7, 65, 33, "same"),
 ]
@@ -45,11 +45,11 @@ def run(be, x, wt, b, dy, geom, with_dx=True, relu=False):
     return out, dw, db, dx
 
 
-def inputs(rng, case, with_bias=True):
+def inputs(rng, case):
     n, h, w, c, f, padding = case
     (oh, ow), geom = geometry(h, w, c, f, padding)
     x, wt, dy = uniform(rng, n, h, w, c), uniform(rng, 9 * c, f), uniform(rng, n, oh, ow, f)
-    return x, wt, uniform(rng, f) if with_bias else None, dy, geom
+    return x, wt, uniform(rng, f), dy, geom
 
 
 @pytest.mark.parametrize("algorithm, kernel", SETTINGS)
