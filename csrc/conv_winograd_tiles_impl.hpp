@@ -1,13 +1,14 @@
 // The Winograd tile transforms (see conv_winograd_tiles.hpp), written once.
 // conv_winograd_tiles_<isa>.cpp includes it with MF_ISA set to its namespace and compiles it with
-// that ISA's flags. Everything here but the six entry points has internal linkage, and nothing
-// instantiates a library template, so no ISA-specific copy of an inline function can reach the
-// other files through the linker.
+// that ISA's flags. Everything here but the six entry points has internal linkage (pool_image.hpp's
+// helpers are static), and nothing instantiates a library template, so no ISA-specific copy of an
+// inline function can reach the other files through the linker.
 #ifndef MF_ISA
 #error "define MF_ISA (the namespace for this ISA) before including conv_winograd_tiles_impl.hpp"
 #endif
 
 #include "conv_winograd_tiles.hpp"
+#include "pool_image.hpp"
 
 namespace mf {
 namespace MF_ISA {
@@ -87,8 +88,38 @@ void input_grad_transform(const float* __restrict dv, const ConvGeom& g, int iy0
     }
 }
 
-// The 2x2 outputs at (oy0, ox0) = A^T m A + bias (then ReLU), A^T = [1 1 1 0; 0 1 -1 -1]. Outputs
-// past the image's edge go to `sink`, so the loop has no branch; bias is never null (zeros).
+// The 2x2 outputs of channel f of a tile, relu?(A^T m A + b) with A^T = [1 1 1 0; 0 1 -1 -1], in
+// row-major order. The ReLU is max(y, floor) with floor 0 or -inf, branch-free so loops over f
+// vectorize (max(NaN, floor) is NaN: max returns its first argument unless the second is greater).
+inline void tile_outputs(const float* __restrict m, int F, int f, float b, float floor, float y[4]) {
+    float t[TILE][ALPHA];
+    for (int j = 0; j < ALPHA; ++j) {  // t = A^T m
+        t[0][j] = m[(0 + j) * F + f] + m[(4 + j) * F + f] + m[(8 + j) * F + f];
+        t[1][j] = m[(4 + j) * F + f] - m[(8 + j) * F + f] - m[(12 + j) * F + f];
+    }
+    y[0] = max(t[0][0] + t[0][1] + t[0][2] + b, floor);  // y = t A
+    y[1] = max(t[0][1] - t[0][2] - t[0][3] + b, floor);
+    y[2] = max(t[1][0] + t[1][1] + t[1][2] + b, floor);
+    y[3] = max(t[1][1] - t[1][2] - t[1][3] + b, floor);
+}
+
+// The transpose of tile_outputs (without the ReLU): dm = A g A^T for channel f of a tile, from the
+// gradients g00..g11 of its 2x2 outputs.
+inline void tile_output_grads(float g00, float g01, float g10, float g11, int F, int f, float* __restrict dm) {
+    const float e0[ALPHA] = {g00, g00 + g01, g00 - g01, -g01};  // along x: A applied to each row
+    const float e1[ALPHA] = {g10, g10 + g11, g10 - g11, -g11};
+    for (int j = 0; j < ALPHA; ++j) {  // along y
+        dm[(0 + j) * F + f] = e0[j];
+        dm[(4 + j) * F + f] = e0[j] + e1[j];
+        dm[(8 + j) * F + f] = e0[j] - e1[j];
+        dm[(12 + j) * F + f] = -e1[j];
+    }
+}
+
+inline float relu_floor(bool relu) { return relu ? 0.0f : -__builtin_inff(); }
+
+// The 2x2 outputs at (oy0, ox0). Outputs past the image's edge go to `sink`, so the loop has no
+// branch; bias is never null (zeros).
 void output_transform(const float* __restrict m, const ConvGeom& g, const float* bias, bool relu, int oy0, int ox0,
                       float* out_img, float* sink) {
     const int F = g.F;
@@ -97,21 +128,12 @@ void output_transform(const float* __restrict m, const ConvGeom& g, const float*
     float* o01 = right ? o00 + F : sink;
     float* o10 = below ? o00 + static_cast<long>(g.OW) * F : sink;
     float* o11 = right && below ? o00 + static_cast<long>(g.OW + 1) * F : sink;
-    // Branch-free so the loop vectorizes: max(y, -inf) is y (NaN included: max returns its first
-    // argument unless the second compares greater).
-    const float floor = relu ? 0.0f : -__builtin_inff();
+    const float floor = relu_floor(relu);
 #pragma GCC ivdep
     for (int f = 0; f < F; ++f) {
-        float t[TILE][ALPHA];
-        for (int j = 0; j < ALPHA; ++j) {  // t = A^T m
-            t[0][j] = m[(0 + j) * F + f] + m[(4 + j) * F + f] + m[(8 + j) * F + f];
-            t[1][j] = m[(4 + j) * F + f] - m[(8 + j) * F + f] - m[(12 + j) * F + f];
-        }
-        const float b = bias[f];
-        o00[f] = max(t[0][0] + t[0][1] + t[0][2] + b, floor);
-        o01[f] = max(t[0][1] - t[0][2] - t[0][3] + b, floor);
-        o10[f] = max(t[1][0] + t[1][1] + t[1][2] + b, floor);
-        o11[f] = max(t[1][1] - t[1][2] - t[1][3] + b, floor);
+        float y[4];
+        tile_outputs(m, F, f, bias[f], floor, y);
+        o00[f] = y[0], o01[f] = y[1], o10[f] = y[2], o11[f] = y[3];
     }
 }
 
@@ -126,153 +148,111 @@ void output_grad_transform(const float* dy_img, const ConvGeom& g, int oy0, int 
     const float* p10 = below ? p00 + static_cast<long>(g.OW) * F : zeros;
     const float* p11 = right && below ? p00 + static_cast<long>(g.OW + 1) * F : zeros;
 #pragma GCC ivdep
-    for (int f = 0; f < F; ++f) {
-        const float a = p00[f], b = p01[f], c = p10[f], d = p11[f];
-        const float e0[ALPHA] = {a, a + b, a - b, -b};  // along x: A applied to each row
-        const float e1[ALPHA] = {c, c + d, c - d, -d};
-        for (int j = 0; j < ALPHA; ++j) {  // along y
-            dm[(0 + j) * F + f] = e0[j];
-            dm[(4 + j) * F + f] = e0[j] + e1[j];
-            dm[(8 + j) * F + f] = e0[j] - e1[j];
-            dm[(12 + j) * F + f] = -e1[j];
-        }
-    }
+    for (int f = 0; f < F; ++f) tile_output_grads(p00[f], p01[f], p10[f], p11[f], F, f, dm);
+}
+
+// fn(n, ty, tx) for every tile of images [n0, n0 + count), rows x cols tiles an image, in the
+// order of a tile matrix's rows.
+template <class Fn>
+inline void for_each_tile(int n0, int count, int rows, int cols, Fn fn) {
+    for (int n = n0; n < n0 + count; ++n)
+        for (int ty = 0; ty < rows; ++ty)
+            for (int tx = 0; tx < cols; ++tx) fn(n, ty, tx);
 }
 
 }  // namespace
 
 void winograd_input_tiles(const float* x, const ConvGeom& g, int n0, int count, float* v, long sv, float* scratch) {
-    float* zeros = scratch;
-    for (int c = 0; c < g.C; ++c) zeros[c] = 0.0f;
-    const int rows = winograd::tile_rows(g), cols = winograd::tile_cols(g);
-    for (int n = n0; n < n0 + count; ++n) {
-        const float* img = x + static_cast<long>(n) * g.H * g.W * g.C;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, v += sv)
-                input_transform(img, g, ty * TILE - g.PH, tx * TILE - g.PW, zeros, v);
-    }
+    const float* zeros = scratch;
+    fill_zero(scratch, g.C);
+    const long image = static_cast<long>(g.H) * g.W * g.C;
+    for_each_tile(n0, count, winograd::tile_rows(g), winograd::tile_cols(g), [&](int n, int ty, int tx) {
+        input_transform(x + n * image, g, ty * TILE - g.PH, tx * TILE - g.PW, zeros, v);
+        v += sv;
+    });
 }
 
 void winograd_output_tiles(const float* m, long sm, const ConvGeom& g, int n0, int count, const float* bias, bool relu,
                            float* out, float* scratch) {
-    const int zeros = g.C > g.F ? g.C : g.F;
-    for (int f = 0; f < g.F; ++f) scratch[f] = 0.0f;
+    fill_zero(scratch, g.F);
     if (!bias) bias = scratch;
-    float* sink = scratch + zeros;
-    const int rows = winograd::tile_rows(g), cols = winograd::tile_cols(g);
-    for (int n = n0; n < n0 + count; ++n) {
-        float* img = out + static_cast<long>(n) * g.OH * g.OW * g.F;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, m += sm)
-                output_transform(m, g, bias, relu, ty * TILE, tx * TILE, img, sink);
-    }
+    float* sink = scratch + (g.C > g.F ? g.C : g.F);
+    const long image = static_cast<long>(g.OH) * g.OW * g.F;
+    for_each_tile(n0, count, winograd::tile_rows(g), winograd::tile_cols(g), [&](int n, int ty, int tx) {
+        output_transform(m, g, bias, relu, ty * TILE, tx * TILE, out + n * image, sink);
+        m += sm;
+    });
 }
 
 void winograd_output_grad_tiles(const float* dy, const ConvGeom& g, int n0, int count, float* dm, long sm,
                                 float* scratch) {
-    float* zeros = scratch;
-    for (int f = 0; f < g.F; ++f) zeros[f] = 0.0f;
-    const int rows = winograd::tile_rows(g), cols = winograd::tile_cols(g);
-    for (int n = n0; n < n0 + count; ++n) {
-        const float* img = dy + static_cast<long>(n) * g.OH * g.OW * g.F;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, dm += sm) output_grad_transform(img, g, ty * TILE, tx * TILE, zeros, dm);
-    }
+    const float* zeros = scratch;
+    fill_zero(scratch, g.F);
+    const long image = static_cast<long>(g.OH) * g.OW * g.F;
+    for_each_tile(n0, count, winograd::tile_rows(g), winograd::tile_cols(g), [&](int n, int ty, int tx) {
+        output_grad_transform(dy + n * image, g, ty * TILE, tx * TILE, zeros, dm);
+        dm += sm;
+    });
 }
 
 void winograd_input_grad_tiles(const float* dv, long sv, const ConvGeom& g, int n0, int count, float* dx,
                                float* scratch) {
     float* block = scratch + (g.C > g.F ? g.C : g.F) + g.F;
-    const int rows = winograd::tile_rows(g), cols = winograd::tile_cols(g);
     const long image = static_cast<long>(g.H) * g.W * g.C;
-    for (int n = n0; n < n0 + count; ++n) {
-        float* img = dx + n * image;
-        for (long i = 0; i < image; ++i) img[i] = 0.0f;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, dv += sv)
-                input_grad_transform(dv, g, ty * TILE - g.PH, tx * TILE - g.PW, img, block);
-    }
+    fill_zero(dx + n0 * image, count * image);  // the tiles overlap: their blocks are summed
+    for_each_tile(n0, count, winograd::tile_rows(g), winograd::tile_cols(g), [&](int n, int ty, int tx) {
+        input_grad_transform(dv, g, ty * TILE - g.PH, tx * TILE - g.PW, dx + n * image, block);
+        dv += sv;
+    });
 }
 
 void winograd_pool_output_tiles(const float* m, long sm, const ConvGeom& g, int n0, int count, const float* bias,
                                 bool relu, float* out, int32_t* argmax, float* scratch) {
     const int F = g.F, rows = g.OH / TILE, cols = g.OW / TILE;
-    for (int f = 0; f < F; ++f) scratch[f] = 0.0f;
+    fill_zero(scratch, F);
     if (!bias) bias = scratch;
-    const float floor = relu ? 0.0f : -__builtin_inff();
-    const long pooled = static_cast<long>(F) * rows * cols;
-    for (int n = n0; n < n0 + count; ++n) {
-        float* o = out + n * pooled;
-        int32_t* a = argmax + n * pooled;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, m += sm, o += F, a += F) {
-                // The window's offsets in the (OH, OW, F) map: (0, 0), (0, 1), (1, 0), (1, 1).
-                const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
+    const float floor = relu_floor(relu);
+    for_each_tile(n0, count, rows, cols, [&](int n, int ty, int tx) {
+        const long p = ((static_cast<long>(n) * rows + ty) * cols + tx) * F;  // the window's pooled output
+        // Its four outputs' offsets in the (OH, OW, F) map: (0, 0), (0, 1), (1, 0), (1, 1).
+        const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
+        float* __restrict o = out + p;
+        int32_t* __restrict a = argmax + p;
 #pragma GCC ivdep
-                for (int f = 0; f < F; ++f) {
-                    float t[TILE][ALPHA];
-                    for (int j = 0; j < ALPHA; ++j) {  // t = A^T m, as output_transform
-                        t[0][j] = m[(0 + j) * F + f] + m[(4 + j) * F + f] + m[(8 + j) * F + f];
-                        t[1][j] = m[(4 + j) * F + f] - m[(8 + j) * F + f] - m[(12 + j) * F + f];
-                    }
-                    const float b = bias[f];
-                    const float y00 = max(t[0][0] + t[0][1] + t[0][2] + b, floor);
-                    const float y01 = max(t[0][1] - t[0][2] - t[0][3] + b, floor);
-                    const float y10 = max(t[1][0] + t[1][1] + t[1][2] + b, floor);
-                    const float y11 = max(t[1][1] - t[1][2] - t[1][3] + b, floor);
-                    // Strict '>' in window order keeps the first maximum, as maxpool_forward does.
-                    float best = y00;
-                    int32_t arg = at0 + f;
-                    arg = y01 > best ? at0 + F + f : arg;
-                    best = y01 > best ? y01 : best;
-                    arg = y10 > best ? at2 + f : arg;
-                    best = y10 > best ? y10 : best;
-                    arg = y11 > best ? at2 + F + f : arg;
-                    best = y11 > best ? y11 : best;
-                    o[f] = best;
-                    a[f] = arg;
-                }
-            }
-    }
+        for (int f = 0; f < F; ++f) {
+            float y[4];
+            tile_outputs(m, F, f, bias[f], floor, y);
+            const WindowMax w = window_max(y[0], y[1], y[2], y[3], at0 + f, at0 + F + f, at2 + f, at2 + F + f);
+            o[f] = w.best;
+            a[f] = w.arg;
+        }
+        m += sm;
+    });
 }
 
 long winograd_pool_output_grad_tiles(const float* dy, const int32_t* argmax, const float* out, bool relu_mask,
                                      const ConvGeom& g, int n0, int count, float* dm, long sm, float* db) {
     const int F = g.F, rows = g.OH / TILE, cols = g.OW / TILE;
-    const long pooled = static_cast<long>(F) * rows * cols;
     long stray = 0;
-    for (int f = 0; f < F; ++f) db[f] = 0.0f;
-    for (int n = n0; n < n0 + count; ++n) {
-        const long p0 = n * pooled;
-        for (int ty = 0; ty < rows; ++ty)
-            for (int tx = 0; tx < cols; ++tx, dm += sm) {
-                const long p = p0 + (static_cast<long>(ty) * cols + tx) * F;
-                const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
-                const float *d = dy + p, *o = out + p;
-                const int32_t* a = argmax + p;
-                int outside = 0;
+    fill_zero(db, F);
+    for_each_tile(n0, count, rows, cols, [&](int n, int ty, int tx) {
+        const long p = ((static_cast<long>(n) * rows + ty) * cols + tx) * F;
+        const int32_t at0 = (TILE * ty * g.OW + TILE * tx) * F, at2 = at0 + g.OW * F;
+        const float *d = dy + p, *o = out + p;
+        const int32_t* a = argmax + p;
+        int outside = 0;
 #pragma GCC ivdep
-                for (int f = 0; f < F; ++f) {
-                    const float grad = relu_mask && !(o[f] > 0.0f) ? 0.0f : d[f];
-                    const int32_t at = a[f];
-                    // The pooled gradient goes to the window's winner; the output gradient of the
-                    // other three is zero.
-                    const float g00 = at == at0 + f ? grad : 0.0f, g01 = at == at0 + F + f ? grad : 0.0f;
-                    const float g10 = at == at2 + f ? grad : 0.0f, g11 = at == at2 + F + f ? grad : 0.0f;
-                    outside += !(at == at0 + f || at == at0 + F + f || at == at2 + f || at == at2 + F + f);
-                    db[f] += g00 + g01 + g10 + g11;
-                    const float e0[ALPHA] = {g00, g00 + g01, g00 - g01, -g01};  // as output_grad_transform
-                    const float e1[ALPHA] = {g10, g10 + g11, g10 - g11, -g11};
-                    for (int j = 0; j < ALPHA; ++j) {
-                        dm[(0 + j) * F + f] = e0[j];
-                        dm[(4 + j) * F + f] = e0[j] + e1[j];
-                        dm[(8 + j) * F + f] = e0[j] - e1[j];
-                        dm[(12 + j) * F + f] = -e1[j];
-                    }
-                }
-                stray += outside;
-            }
-    }
+        for (int f = 0; f < F; ++f) {
+            // The pooled gradient goes to the window's winner; the other three outputs get 0.
+            const float grad = relu_mask && !(o[f] > 0.0f) ? 0.0f : d[f];
+            float g00, g01, g10, g11;
+            outside += !window_grads(a[f], grad, at0 + f, at0 + F + f, at2 + f, at2 + F + f, g00, g01, g10, g11);
+            db[f] += g00 + g01 + g10 + g11;
+            tile_output_grads(g00, g01, g10, g11, F, f, dm);
+        }
+        stray += outside;
+        dm += sm;
+    });
     return stray;
 }
 
