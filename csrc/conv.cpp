@@ -170,14 +170,10 @@ void conv2d_backward(const float* dy, const float* x, const float* w, float* dw,
             }
         }
     });
-    for (int k = 1; k < groups; ++k) {
-        const float* p = partial + (k - 1) * dw_size;
-        for (size_t i = 0; i < dw_size; ++i) dw[i] += p[i];
-    }
+    add_partials(dw, partial, groups - 1, dw_size);
     if (db) {
         std::copy(partial_db, partial_db + g.F, db);
-        for (int k = 1; k < chunks; ++k)
-            for (int f = 0; f < g.F; ++f) db[f] += partial_db[static_cast<size_t>(k) * g.F + f];
+        add_partials(db, partial_db + g.F, chunks - 1, g.F);
     }
 }
 

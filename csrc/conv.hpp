@@ -57,6 +57,13 @@ void for_chunk_groups(int chunks, Body body) {
     }
 }
 
+// acc += parts[0] + parts[1] + ... + parts[count - 1], each part n floats (stored one after
+// another), added in that order: the in-order sum of per-group or per-chunk partial gradients.
+inline void add_partials(float* acc, const float* parts, int count, std::size_t n) {
+    for (int k = 0; k < count; ++k, parts += n)
+        for (std::size_t i = 0; i < n; ++i) acc[i] += parts[i];
+}
+
 // A per-thread work buffer that only grows: a training loop's calls reuse it, allocating nothing.
 inline float* grown(std::vector<float>& buf, std::size_t n) {
     if (buf.size() < n) buf.resize(n);

@@ -69,13 +69,15 @@ TileOps tile_ops() {
 
 #undef MF_TILE_OPS
 
-// U[xi][c][f] = (G w[., ., c, f] G^T)[xi],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-// w is (3*3*C, F) with rows in (ky, kx, c) order.
-void filter_transform(const float* w, int C, int F, float* u) {
-    const long tap = static_cast<long>(C) * F;  // distance between kernel taps in w
+// U[xi] = (G w[., ., c, f] G^T)[xi] for every channel pair, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
+// 0 0 1]; w is (3*3*C, F) with rows in (ky, kx, c) order. U[xi] is C x F, or with `transposed`
+// F x C (what the input gradient's GEMMs multiply by), each xi's matrix C*F floats after the last.
+void filter_transform(const float* w, int C, int F, bool transposed, float* u) {
+    const long tap = static_cast<long>(C) * F;  // distance between kernel taps in w, and between U[xi]s
+    const long c_step = transposed ? 1 : F, f_step = transposed ? C : 1;
     for (int c = 0; c < C; ++c) {
         const float* wc = w + static_cast<long>(c) * F;
-        float* uc = u + static_cast<long>(c) * F;
+        float* uc = u + c * c_step;
 #pragma GCC ivdep
         for (int f = 0; f < F; ++f) {
             float k[3][3], t[ALPHA][3];
@@ -87,11 +89,12 @@ void filter_transform(const float* w, int C, int F, float* u) {
                 t[2][kx] = 0.5f * (k[0][kx] - k[1][kx] + k[2][kx]);
                 t[3][kx] = k[2][kx];
             }
+            float* ucf = uc + f * f_step;
             for (int i = 0; i < ALPHA; ++i) {  // u = t G^T
-                uc[(i * 4 + 0) * tap + f] = t[i][0];
-                uc[(i * 4 + 1) * tap + f] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                uc[(i * 4 + 2) * tap + f] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                uc[(i * 4 + 3) * tap + f] = t[i][2];
+                ucf[(i * 4 + 0) * tap] = t[i][0];
+                ucf[(i * 4 + 1) * tap] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                ucf[(i * 4 + 2) * tap] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                ucf[(i * 4 + 3) * tap] = t[i][2];
             }
         }
     }
@@ -170,6 +173,18 @@ bool use_winograd(const ConvGeom& g) {
 
 namespace {
 
+// One chunk's tile matrices (V, and M or dM) and its transforms' scratch: per thread, shared by
+// every pass, since a thread works on one chunk at a time.
+struct ChunkTiles {
+    float *v, *m, *scratch;
+};
+
+ChunkTiles chunk_tiles(const ConvGeom& gt, long tiles, long sv, long sm) {
+    thread_local std::vector<float> v_buf, m_buf, scratch_buf;
+    return {grown(v_buf, static_cast<size_t>(tiles) * sv), grown(m_buf, static_cast<size_t>(tiles) * sm),
+            grown(scratch_buf, winograd::scratch_floats(gt))};
+}
+
 // The forward pass over chunks of images: input tiles, the 16 GEMMs, then output(m, sm, n0, count,
 // scratch) for the chunk's tiles. gt is the geometry the tiles cover (tile_rows/cols of gt).
 template <class Output>
@@ -179,27 +194,24 @@ void forward_chunks(const float* x, const float* w, const ConvGeom& gt, Output o
     const TileOps ops = tile_ops();
     thread_local std::vector<float> u_buf;
     float* u = grown(u_buf, static_cast<size_t>(XI) * C * F);
-    filter_transform(w, C, F, u);
+    filter_transform(w, C, F, false, u);
     const int per_chunk = images_per_chunk(gt);
     for_each_chunk((gt.N + per_chunk - 1) / per_chunk, [&](int k) {
         const int n0 = k * per_chunk, count = std::min(per_chunk, gt.N - n0);
         const long tiles = count * tiles_per_image(gt);
-        thread_local std::vector<float> v_buf, m_buf, scratch_buf;
-        float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
-        float* m = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        float* scratch = grown(scratch_buf, winograd::scratch_floats(gt));
-        ops.input(x, gt, n0, count, v, sv, scratch);
+        const ChunkTiles b = chunk_tiles(gt, tiles, sv, sm);
+        ops.input(x, gt, n0, count, b.v, sv, b.scratch);
         for (int xi = 0; xi < XI; ++xi)
-            gemm_1t(false, false, static_cast<int>(tiles), F, C, v + xi * C, sv, u + static_cast<long>(xi) * C * F, F,
-                    m + xi * F, sm);
-        output(m, sm, n0, count, scratch);
+            gemm_1t(false, false, static_cast<int>(tiles), F, C, b.v + xi * C, sv, u + static_cast<long>(xi) * C * F,
+                    F, b.m + xi * F, sm);
+        output(b.m, sm, n0, count, b.scratch);
     });
 }
 
 // The backward pass over chunks: output_grad(n0, count, dm, sm, scratch, db_chunk) fills the
-// chunk's dM tiles and its bias gradient (F floats) and returns how many of its output gradients
-// it could not place (the pooled pass: an argmax outside its window); backward_chunks returns
-// their total, having still filled dw, db and dx.
+// chunk's dM tiles and, where db_chunk is not null, its bias gradient (F floats), and returns how
+// many of its output gradients it could not place (the pooled pass: an argmax outside its
+// window); backward_chunks returns their total, having still filled dw, db and dx.
 template <class OutputGrad>
 long backward_chunks(const float* x, const float* w, float* dw, float* db, float* dx, const ConvGeom& gt,
                      OutputGrad output_grad) {
@@ -208,54 +220,39 @@ long backward_chunks(const float* x, const float* w, float* dw, float* db, float
     const TileOps ops = tile_ops();
     const int per_chunk = images_per_chunk(gt), chunks = (gt.N + per_chunk - 1) / per_chunk;
     const size_t u_size = static_cast<size_t>(XI) * C * F;
-    thread_local std::vector<float> u_buf, ut_buf, du_buf, db_buf;
+    thread_local std::vector<float> ut_buf, du_buf, db_buf;
     float* ut = nullptr;  // U[xi]^T, (F x C) each: the input gradient's GEMM then packs it by rows
-    if (dx) {
-        float* u = grown(u_buf, u_size);
-        filter_transform(w, C, F, u);
-        ut = grown(ut_buf, u_size);
-        for (int xi = 0; xi < XI; ++xi)
-            for (int c = 0; c < C; ++c)
-                for (int f = 0; f < F; ++f)
-                    ut[(static_cast<long>(xi) * F + f) * C + c] = u[(static_cast<long>(xi) * C + c) * F + f];
-    }
+    if (dx) filter_transform(w, C, F, true, ut = grown(ut_buf, u_size));
     // Group gi's dU^T accumulates in partial gi, chunk k's bias gradient in partial_db k; both are
     // summed in order below.
     const int groups = gradient_groups(chunks);
     float* du = grown(du_buf, u_size * groups);
-    float* partial_db = grown(db_buf, static_cast<size_t>(F) * chunks);
-    std::vector<long> lost(chunks);  // per chunk, summed below
+    float* partial_db = db ? grown(db_buf, static_cast<size_t>(F) * chunks) : nullptr;
+    long lost[GRADIENT_GROUPS] = {};  // per group: each group runs on one thread
     for_chunk_groups(chunks, [&](int k, int gi, bool first) {
         const int n0 = k * per_chunk, count = std::min(per_chunk, gt.N - n0);
         const long tiles = count * tiles_per_image(gt);
-        thread_local std::vector<float> v_buf, m_buf, scratch_buf;
-        float* v = grown(v_buf, static_cast<size_t>(tiles) * sv);
-        float* dm = grown(m_buf, static_cast<size_t>(tiles) * sm);
-        float* scratch = grown(scratch_buf, winograd::scratch_floats(gt));
-        lost[k] = output_grad(n0, count, dm, sm, scratch, partial_db + static_cast<size_t>(k) * F);
-        ops.input(x, gt, n0, count, v, sv, scratch);
+        const ChunkTiles b = chunk_tiles(gt, tiles, sv, sm);
+        lost[gi] += output_grad(n0, count, b.m, sm, b.scratch, db ? partial_db + static_cast<size_t>(k) * F : nullptr);
+        ops.input(x, gt, n0, count, b.v, sv, b.scratch);
         // dU[xi]^T = dM[xi]^T V[xi] (F x C): with the tiles as K, the side with more rows (F) is
         // read in place and the narrower V is the one packed.
         float* dug = du + gi * u_size;
         for (int xi = 0; xi < XI; ++xi)
-            gemm_1t(true, false, F, C, static_cast<int>(tiles), dm + xi * F, sm, v + xi * C, sv,
+            gemm_1t(true, false, F, C, static_cast<int>(tiles), b.m + xi * F, sm, b.v + xi * C, sv,
                     dug + static_cast<long>(xi) * F * C, C, first ? 0.0f : 1.0f);
         if (!dx) return;
-        float* dv = v;  // V is spent: dV takes its place
+        float* dv = b.v;  // V is spent: dV takes its place
         for (int xi = 0; xi < XI; ++xi)
-            gemm_1t(false, false, static_cast<int>(tiles), C, F, dm + xi * F, sm, ut + static_cast<long>(xi) * F * C, C,
-                    dv + xi * C, sv);
-        ops.input_grad(dv, sv, gt, n0, count, dx, scratch);
+            gemm_1t(false, false, static_cast<int>(tiles), C, F, b.m + xi * F, sm, ut + static_cast<long>(xi) * F * C,
+                    C, dv + xi * C, sv);
+        ops.input_grad(dv, sv, gt, n0, count, dx, b.scratch);
     });
-    for (int k = 1; k < groups; ++k) {
-        const float* p = du + k * u_size;
-        for (size_t i = 0; i < u_size; ++i) du[i] += p[i];
-    }
+    add_partials(du, du + u_size, groups - 1, u_size);
     filter_grad_transform(du, C, F, dw);
     if (db) {
         std::copy(partial_db, partial_db + F, db);
-        for (int k = 1; k < chunks; ++k)
-            for (int f = 0; f < F; ++f) db[f] += partial_db[static_cast<size_t>(k) * F + f];
+        add_partials(db, partial_db + F, chunks - 1, F);
     }
     long stray = 0;
     for (long n : lost) stray += n;
@@ -285,7 +282,7 @@ void winograd_backward(const float* dy, const float* x, const float* w, float* d
     const long image = static_cast<long>(g.OH) * g.OW * g.F;
     backward_chunks(x, w, dw, db, dx, g, [&](int n0, int count, float* dm, long sm, float* scratch, float* dbk) {
         ops.output_grad(dy, g, n0, count, dm, sm, scratch);
-        bias_grad(dy + n0 * image, static_cast<int>(count * static_cast<long>(g.OH) * g.OW), g.F, dbk);
+        if (dbk) bias_grad(dy + n0 * image, static_cast<int>(count * static_cast<long>(g.OH) * g.OW), g.F, dbk);
         return 0L;
     });
 }
@@ -305,8 +302,9 @@ bool winograd_pool_backward(const float* dy, const int32_t* argmax, const float*
     if (pool != 2 || g.OH < 2 || g.OW < 2 || !use_winograd(g)) return false;
     const TileOps ops = tile_ops();
     const long stray = backward_chunks(
-        x, w, dw, db, dx, pooled_tiles(g), [&](int n0, int count, float* dm, long sm, float*, float* dbk) {
-            return ops.pool_output_grad(dy, argmax, out, relu_mask, g, n0, count, dm, sm, dbk);
+        x, w, dw, db, dx, pooled_tiles(g), [&](int n0, int count, float* dm, long sm, float* scratch, float* dbk) {
+            // Without a bias the sums go to scratch (F floats or more), keeping the transform branch-free.
+            return ops.pool_output_grad(dy, argmax, out, relu_mask, g, n0, count, dm, sm, dbk ? dbk : scratch);
         });
     // An argmax outside its window (no forward pass makes one) leaves the outputs to the caller's
     // general path, which scatters the pooled gradient wherever argmax points.
