@@ -5,7 +5,7 @@
 //       for ic in M step MC       A block  (MC x KC) lives in L2
 //         pack B panel, pack A block   (full slivers of A are read in place instead,
 //                                       see a_in_place)
-//         for jr in NC step NR    B sliver (KC x NR) lives in L1
+//         for jr in NC step NR    B sliver (KC x NR) lives in L1 (in L2 for AVX-512, see gemm.cpp)
 //           for ir in MC step MR
 //             micro-kernel
 //
@@ -164,7 +164,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
     if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
 
-    // Equal K blocks of at most KC: K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
+    // Equal K blocks of at most KC: at KC = 256, K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
     const int k_blocks = ceil_div(g.K, KC);
     const int kc_max = ceil_div(g.K, k_blocks);
     const int mc_max = std::min(MC, ceil_div(g.M, MR) * MR);

@@ -51,7 +51,7 @@ using MicroKernel = void (*)(int kc, const float* a, std::ptrdiff_t a_rs, std::p
                              std::ptrdiff_t b_step, const TileStore& st);
 
 // Cache blocking around a micro-kernel (see gemm_blocked.cpp): an MC x KC block of A in L2, a
-// KC x NR sliver of B in L1, a KC x NC panel of B in L3.
+// KC x NR sliver of B in L1 (L2 for AVX-512), a KC x NC panel of B in L3.
 struct Blocking {
     int mc, kc, nc;
 };

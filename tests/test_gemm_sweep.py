@@ -13,7 +13,8 @@ from mnistfast.testing import assert_close
 
 KERNELS = _core.available_gemm_kernels()
 TRANS = list(itertools.product([False, True], repeat=2))
-# Around the 6 x 16 tile, the 144-row A block and the 256-deep K block.
+# Around the 6 x 16 tile, the 144-row A block and the 256-deep K block (AVX2; AVX-512's K block is
+# 800 deep: test_large_odd_sizes crosses it).
 ODD = (5, 17, 31)
 
 
@@ -54,7 +55,7 @@ def test_every_size_1_to_64(k, rng, axis, ta, tb):
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("M,N,K", [(145, 33, 257), (289, 161, 513), (7, 1000, 600), (1001, 9, 300),
-                                   (150, 2049, 20), (128, 128, 784)])
+                                   (150, 2049, 20), (128, 128, 784), (33, 70, 1601)])
 def test_large_odd_sizes(k, rng, M, N, K, ta, tb):
     check(k, rng, M, N, K, ta, tb, alpha=0.75, beta=0.5)
 
