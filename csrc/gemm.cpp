@@ -15,8 +15,9 @@ namespace {
 // one K block up to KC = 800, so an MNIST image's 784 inputs are one pass, with the A block
 // (450 KiB) and the B sliver (100 KiB) both in L2: the AVX-512 cores have 1-2 MiB of it, and
 // measured against KC = 256 (B sliver in L1, 784 as 4 x 196) a single pass saves three C
-// round trips per tile (128x128x784: 251 -> 267 GFLOP/s hot, the 784-128-64-10 epoch 6 % faster,
-// the basic CNN 6 %; 1024^3 and 2048^3 unchanged or better). Overridable only to sweep a new machine.
+// round trips per tile (128x128x784: 251 -> 267 GFLOP/s hot, the 784-128-64-10 epoch 6 %
+// faster, the basic CNN 6 %; 1024^3 and 2048^3 unchanged or better). Overridable only to sweep
+// a new machine.
 #ifndef MNISTFAST_BLOCKING_YMM
 #define MNISTFAST_BLOCKING_YMM {144, 256, 2048}
 #endif
