@@ -131,6 +131,34 @@ py::array linear_backward_input(const py::object& dy_obj, const py::object& w_ob
     return out;
 }
 
+// A dense layer's parameter gradients from one GEMM: dw = alpha * x^T @ dy + beta * dw and
+// db = alpha * dy.sum(0) + beta * db, the column sums made while the GEMM packs dy. alpha = -lr,
+// beta = 1 on w and b themselves is their SGD step.
+void linear_weight_grad(const py::object& x_obj, const py::object& dy_obj, const py::object& dw_obj,
+                        const py::object& db_obj, float alpha, float beta) {
+    const char* fn = "linear_weight_grad";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto dw = checked(fn, "dw", dw_obj, 2, true);
+    auto db = checked(fn, "db", db_obj, 1, true);
+    const py::ssize_t rows = x.shape(0), in = x.shape(1), out = dy.shape(1);
+    expect_shape(fn, "dy", dy, {rows, out});
+    expect_shape(fn, "dw", dw, {in, out});
+    expect_shape(fn, "db", db, {out});
+    expect_no_alias(fn, "dw", dw, {{"x", &x}, {"dy", &dy}});
+    expect_no_alias(fn, "db", db, {{"x", &x}, {"dy", &dy}, {"dw", &dw}});
+    for (auto* arr : {&x, &dy, &dw}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g = gemm_args(x, true, dy, false, dw);
+    g.alpha = alpha;
+    g.beta = beta;
+    g.b_colsum = fptr_mut(db);
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g);
+    }
+}
+
 py::array relu_backward(const py::object& dy_obj, const py::object& y_obj, const py::object& out_obj) {
     const char* fn = "relu_backward";
     auto dy = checked(fn, "dy", dy_obj, 2, false);
@@ -272,6 +300,10 @@ PYBIND11_MODULE(_core, m) {
           py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
     k.def("linear_backward_input", method(&linear_backward_input), py::arg("dy"), py::arg("w"), py::arg("y"),
           py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
+    k.def("linear_weight_grad", method(&linear_weight_grad), py::arg("x"), py::arg("dy"), py::arg("dw"), py::arg("db"),
+          py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+          "dw = alpha * x.T @ dy + beta * dw and db = alpha * dy.sum(axis=0) + beta * db in one GEMM; beta == 0 "
+          "never reads dw or db.");
     k.def("relu_backward", method(&relu_backward), py::arg("dy"), py::arg("y"), py::arg("out"),
           "out = dy * (y > 0); out may be dy.");
     k.def("bias_grad", method(&bias_grad), py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");

@@ -36,11 +36,19 @@ struct GemmArgs {
     float* C = nullptr;
     std::ptrdiff_t ldc = 0;
     Epilogue ep;
+    // When not null: b_colsum[j] = alpha * sum_k op(B)[k, j] + beta * b_colsum[j] (beta == 0 never
+    // reads it), summed in k order. For dW = x^T dy (op(A) = x^T, op(B) = dy) it is the bias
+    // gradient, or with alpha = -lr and beta = 1 the bias's SGD step, beside the weights' own: the
+    // sums ride on the packing of B, which reads every element of dy anyway.
+    float* b_colsum = nullptr;
     bool single_thread = false;  // set by callers that already run one GEMM per thread
 };
 
 // Plain triple loop: the oracle the fast kernel is tested against.
 void sgemm_naive(const GemmArgs& g);
+
+// g.b_colsum alone, by a plain loop over k (the oracle's, and the packed GEMM's when M == 0).
+void b_column_sums(const GemmArgs& g);
 
 // The production entry point: the packed, blocked GEMM with the selected micro-kernel.
 void sgemm(const GemmArgs& g);

@@ -95,6 +95,14 @@ void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst
     }
 }
 
+// sums[c] += column c of a packed sliver (kc rows of NR), in k order. The zero padding of an
+// edge sliver lands in slots past the matrix, which are never read back.
+template <int NR>
+void add_sliver_sums(const float* sliver, int kc, float* sums) {
+    for (int p = 0; p < kc; ++p)
+        for (int c = 0; c < NR; ++c) sums[c] += sliver[p * NR + c];
+}
+
 // C = beta * C (or 0) then the epilogue: the whole GEMM when K == 0.
 void scale_only(const GemmArgs& g) {
     for (int i = 0; i < g.M; ++i) {
@@ -102,6 +110,7 @@ void scale_only(const GemmArgs& g) {
         for (int j = 0; j < g.N; ++j) crow[j] = g.beta == 0.0f ? 0.0f : g.beta * crow[j];
         apply_epilogue_row(g.ep, i, 0, g.N, crow);
     }
+    if (g.b_colsum) b_column_sums(g);
 }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -142,12 +151,14 @@ void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& 
             s.C += j0;
             if (s.ep.bias) s.ep.bias += j0;
             if (s.ep.mask) s.ep.mask += j0;
+            if (s.b_colsum) s.b_colsum += j0;
         } else {
             const int i0 = u0 * MR, i1 = std::min(g.M, u1 * MR);
             s.M = i1 - i0;
             s.A += g.trans_a ? i0 : i0 * g.lda;
             s.C += i0 * g.ldc;
             if (s.ep.mask) s.ep.mask += i0 * s.ep.ldmask;
+            if (t > 0) s.b_colsum = nullptr;  // every part packs all of B: the first one sums it
         }
         sgemm_blocked<MR, NR>(s, kernel, blk);
     }
@@ -158,7 +169,11 @@ void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& 
 template <int MR, int NR>
 void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
-    if (g.M == 0 || g.N == 0) return;
+    if (g.N == 0) return;
+    if (g.M == 0) {
+        if (g.b_colsum) b_column_sums(g);
+        return;
+    }
     if (g.K == 0) return scale_only(g);
     const long macs = static_cast<long>(g.M) * g.N * g.K;
     const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
@@ -170,10 +185,11 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int mc_max = std::min(MC, ceil_div(g.M, MR) * MR);
     const int nc_max = std::min(NC, ceil_div(g.N, NR) * NR);
 
-    thread_local std::unique_ptr<float, AlignedFree> a_buf, b_buf;
-    thread_local size_t a_cap = 0, b_cap = 0;
+    thread_local std::unique_ptr<float, AlignedFree> a_buf, b_buf, sum_buf;
+    thread_local size_t a_cap = 0, b_cap = 0, sum_cap = 0;
     float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * kc_max);
     float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * kc_max);
+    float* sums = g.b_colsum ? scratch(sum_buf, sum_cap, static_cast<size_t>(nc_max)) : nullptr;
 
     // Full slivers of A are read where they lie rather than packed: for op(A) = A^T the MR values
     // of each k are already together; for op(A) = A the kernel reads MR row streams (it broadcasts
@@ -187,6 +203,8 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
         for (int jc = 0; jc < g.N; jc += NC) {
             const int nc = std::min(NC, g.N - jc);
             const int n_slivers = ceil_div(nc, NR);
+            if (sums)
+                for (int j = 0; j < n_slivers * NR; ++j) sums[j] = 0.0f;
             for (int kb = 0; kb < k_blocks; ++kb) {
                 const int pc = kb * kc_max;
                 const int kc = std::min(kc_max, g.K - pc);
@@ -194,8 +212,10 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                     const int mc = std::min(MC, g.M - ic);
                     const int m_slivers = ceil_div(mc, MR);
                     if (ic == 0) {
-                        for (int s = 0; s < n_slivers; ++s)
+                        for (int s = 0; s < n_slivers; ++s) {
                             pack_b_sliver<NR>(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
+                            if (sums) add_sliver_sums<NR>(b_pack + s * NR * kc, kc, sums + s * NR);
+                        }
                     }
                     for (int s = 0; s < m_slivers; ++s) {
                         const int mr = std::min(MR, mc - s * MR);
@@ -225,6 +245,11 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                         }
                     }
                 }
+            }
+            if (sums) {
+                float* out = g.b_colsum + jc;
+                for (int j = 0; j < nc; ++j)
+                    out[j] = g.beta == 0.0f ? g.alpha * sums[j] : g.alpha * sums[j] + g.beta * out[j];
             }
         }
     }

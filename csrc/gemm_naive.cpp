@@ -22,6 +22,15 @@ void sgemm_naive(const GemmArgs& g) {
             crow[j] = g.beta == 0.0f ? g.alpha * acc[j] : g.alpha * acc[j] + g.beta * crow[j];
         apply_epilogue_row(g.ep, i, 0, g.N, crow);
     }
+    if (g.b_colsum) b_column_sums(g);
+}
+
+void b_column_sums(const GemmArgs& g) {
+    for (int j = 0; j < g.N; ++j) {
+        float sum = 0.0f;
+        for (int p = 0; p < g.K; ++p) sum += g.trans_b ? g.B[j * g.ldb + p] : g.B[p * g.ldb + j];
+        g.b_colsum[j] = g.beta == 0.0f ? g.alpha * sum : g.alpha * sum + g.beta * g.b_colsum[j];
+    }
 }
 
 }  // namespace mf

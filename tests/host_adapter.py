@@ -24,6 +24,8 @@ def _macs(name, args):
         return args[0].size * args[1].shape[1]
     if name == "linear_backward_input":
         return args[0].size * args[1].shape[0]
+    if name == "linear_weight_grad":
+        return args[0].size * args[1].shape[1]
     if name == "conv2d_forward":
         return args[3].size * args[1].shape[0]
     if name == "conv2d_backward":

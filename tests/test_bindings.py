@@ -71,6 +71,20 @@ def test_linear_backward_input_checks_mask():
         K.linear_backward_input(f32(2, 4), f32(3, 4), f32(2, 4), f32(2, 3))
 
 
+def test_linear_weight_grad_checks_shapes_and_aliases():
+    with pytest.raises(ValueError, match=r"dy has shape \(3, 4\), expected \(2, 4\)"):
+        K.linear_weight_grad(f32(2, 3), f32(3, 4), f32(3, 4), f32(4))
+    with pytest.raises(ValueError, match=r"db has shape \(3,\), expected \(4,\)"):
+        K.linear_weight_grad(f32(2, 3), f32(2, 4), f32(3, 4), f32(3))
+    dy = f32(2, 4)
+    with pytest.raises(ValueError, match="db must not share memory with dy"):
+        K.linear_weight_grad(f32(2, 3), dy, f32(3, 4), dy[0])
+    db = f32(4)
+    db.flags.writeable = False
+    with pytest.raises(ValueError, match="db is read-only"):
+        K.linear_weight_grad(f32(2, 3), dy, f32(3, 4), db)
+
+
 def test_relu_backward_rejects_partial_overlap():
     buf = f32(3, 4)
     with pytest.raises(ValueError, match="out must not share memory with dy"):

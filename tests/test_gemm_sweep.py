@@ -62,7 +62,7 @@ def test_large_odd_sizes(k, rng, M, N, K, ta, tb):
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_nan_in_c_with_beta_zero(k, rng, ta, tb):
-    M, N, K = 37, 53, 300  # two K blocks: the second accumulates onto the first, never onto NaN
+    M, N, K = 37, 53, 900  # several K blocks: the later ones accumulate onto the first, never onto NaN
     a = uniform(rng, K, M) if ta else uniform(rng, M, K)
     b = uniform(rng, N, K) if tb else uniform(rng, K, N)
     c = np.full((M, N), np.nan, np.float32)
@@ -96,6 +96,30 @@ def test_bitwise_reproducible_across_thread_counts(kernel, rng, ta, tb):
         results.append(out)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("rows,fan_in,units", [(128, 784, 128), (129, 65, 33), (1, 7, 1), (300, 1601, 70)])
+def test_linear_weight_grad_column_sums(kernel, rng, rows, fan_in, units):
+    """The bias sums made while B is packed: bitwise the naive oracle's (both sum in k order) on
+    every kernel and thread count, whichever way the threads split the product."""
+    x, dy, w0, b0 = uniform(rng, rows, fan_in), uniform(rng, rows, units), uniform(rng, fan_in, units), uniform(rng, units)
+    oracle_w, oracle_b = w0.copy(), b0.copy()
+    _core.Kernels(1, "naive").linear_weight_grad(x, dy, oracle_w, oracle_b, -0.05, 1.0)
+    for t in (1, 2, 3):
+        dw, db = w0.copy(), b0.copy()
+        _core.Kernels(t, kernel).linear_weight_grad(x, dy, dw, db, -0.05, 1.0)
+        np.testing.assert_array_equal(db, oracle_b)
+        assert_close(dw, oracle_w, "gemm")
+        dw, db = np.full_like(w0, np.nan), np.full_like(b0, np.nan)
+        _core.Kernels(t, kernel).linear_weight_grad(x, dy, dw, db)
+        np.testing.assert_array_equal(db, _sequential_sums(dy))
+
+
+def _sequential_sums(dy):
+    total = np.zeros(dy.shape[1], np.float32)
+    for row in dy:
+        total += row
+    return total
 
 
 def test_blocked_agrees_with_naive_oracle(k, rng):

@@ -78,6 +78,20 @@ def test_linear_backward_input(backend, ref, rng, M, N, K, masked):
         assert (got[y == 0] == 0).all()
 
 
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.05, 1.0), (0.5, -0.25)])
+@pytest.mark.parametrize("rows,fan_in,units", [(1, 1, 1), (7, 17, 2), (128, 64, 10), (129, 128, 64), (128, 784, 128),
+                                               (33, 1601, 70)])
+def test_linear_weight_grad(backend, ref, rng, rows, fan_in, units, alpha, beta):
+    x, dy = uniform(rng, rows, fan_in), uniform(rng, rows, units)
+    w0, b0 = uniform(rng, fan_in, units), uniform(rng, units)
+    dw, db = (w0.copy(), b0.copy()) if beta else (np.full_like(w0, np.nan), np.full_like(b0, np.nan))
+    backend.linear_weight_grad(x, dy, dw, db, alpha=alpha, beta=beta)
+    want_w, want_b = w0.astype(np.float64), b0.astype(np.float64)
+    ref.linear_weight_grad(x.astype(np.float64), dy.astype(np.float64), want_w, want_b, alpha=alpha, beta=beta)
+    assert_close(dw, want_w, "linear", "dw")
+    assert_close(db, want_b, "linear", "db")
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (7, 17), (128, 128), (129, 64)])
 def test_relu_backward(backend, ref, rng, shape):
     dy, y = uniform(rng, *shape), np.maximum(uniform(rng, *shape), 0)

@@ -177,6 +177,8 @@ KERNELS = {
     "gemm": "a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0",
     "linear_forward": "x, w, b, out, relu=False -> out = relu?(x @ w + b)",
     "linear_backward_input": "dy, w, y, out -> out = (dy @ w.T) * (y > 0); y=None: no mask",
+    "linear_weight_grad": "x, dy, dw, db, alpha=1.0, beta=0.0 -> dw = alpha * x.T @ dy + beta * dw, "
+                          "db = alpha * dy.sum(axis=0) + beta * db",
     "relu_backward": "dy, y, out -> out = dy * (y > 0)",
     "bias_grad": "dy, out -> out = dy.sum(axis=0)",
     "softmax_xent": "logits, labels, dlogits=None -> (mean loss, n correct)",

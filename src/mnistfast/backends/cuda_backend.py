@@ -176,8 +176,19 @@ class CudaBackend(Backend):
     def bias_grad(self, dy, out):
         dy = self._arr("bias_grad", "dy", dy, 2)
         self._arr("bias_grad", "out", out, shape=(dy.shape[1],))
-        self._red.launch_columns(self._red.column_sums, dy.shape[1], dy, out)
+        self._red.launch_columns(self._red.column_sums, dy.shape[1], dy, out, 1.0, 0.0)
         return out
+
+    def linear_weight_grad(self, x, dy, dw, db, alpha=1.0, beta=0.0):
+        fn = "linear_weight_grad"
+        x = self._arr(fn, "x", x, 2)
+        dy = self._arr(fn, "dy", dy, 2)
+        self._arr(fn, "dy", dy, shape=(x.shape[0], dy.shape[1]))
+        self._arr(fn, "dw", dw, shape=(x.shape[1], dy.shape[1]))
+        self._arr(fn, "db", db, shape=(dy.shape[1],))
+        self._sgemm(x, dy, dw, trans_a=True, alpha=alpha, beta=beta)
+        if dy.shape[1]:
+            self._red.launch_columns(self._red.column_sums, dy.shape[1], dy, db, alpha, beta)
 
     def xent_accumulate(self, logits, labels, dlogits, totals):
         fn = "softmax_xent"

@@ -88,6 +88,17 @@ class NumpyBackend(Backend):
             out *= y > 0
         return out
 
+    def linear_weight_grad(self, x, dy, dw, db, alpha=1.0, beta=0.0):
+        fn = "linear_weight_grad"
+        x = self._arr(fn, "x", x, 2)
+        dy = self._arr(fn, "dy", dy, 2)
+        self._arr(fn, "dy", dy, shape=(x.shape[0], dy.shape[1]))
+        self._arr(fn, "dw", dw, shape=(x.shape[1], dy.shape[1]), writable=True)
+        self._arr(fn, "db", db, shape=(dy.shape[1],), writable=True)
+        grad_w, grad_b = x.T @ dy, dy.sum(axis=0)
+        dw[...] = alpha * grad_w if beta == 0 else alpha * grad_w + beta * dw
+        db[...] = alpha * grad_b if beta == 0 else alpha * grad_b + beta * db
+
     def relu_backward(self, dy, y, out):
         self._arr("relu_backward", "y", y, shape=dy.shape)
         self._arr("relu_backward", "out", out, shape=dy.shape, writable=True)

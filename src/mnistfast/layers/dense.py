@@ -72,13 +72,10 @@ class Dense(Layer):
         if self.needs_input_grad:  # first: a folded update below changes W
             dx = self._bufs.get("dx", dy.shape[0], (self.fan_in,))
             be.linear_backward_input(dy, self.params[0], self.x if self.mask_input_grad else None, dx)
-        be.bias_grad(dy, self.grads[1])
         if self.apply_sgd is None:
-            be.gemm(self.x, dy, out=self.grads[0], trans_a=True)
-        else:  # W += -lr * x^T dy by the GEMM itself; the bias (units floats) takes the update kernel
-            lr = self.apply_sgd.lr
-            be.gemm(self.x, dy, out=self.params[0], trans_a=True, alpha=-lr, beta=1.0)
-            be.sgd_step(self.params[1], self.grads[1], None, lr, 0.0, False, 0.0, 1.0, 0.0)
+            be.linear_weight_grad(self.x, dy, self.grads[0], self.grads[1])
+        else:  # W += -lr * x^T dy and b += -lr * sum(dy) by the gradient kernel itself
+            be.linear_weight_grad(self.x, dy, self.params[0], self.params[1], alpha=-self.apply_sgd.lr, beta=1.0)
         return dx
 
     def get_config(self):

@@ -33,8 +33,9 @@ def _tree_sum_over_y(part, tx, ty):
     return total
 
 
-@cuda.jit("void(float32[:, ::1], float32[::1])")
-def column_sums(x, out):
+@cuda.jit("void(float32[:, ::1], float32[::1], float32, float32)")
+def column_sums(x, out, alpha, beta):
+    """out = alpha * x.sum(axis=0) + beta * out (beta == 0 never reads out)."""
     part = cuda.shared.array((CY, CX), float64)
     rows, cols = x.shape[0], x.shape[1]
     tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
@@ -47,7 +48,10 @@ def column_sums(x, out):
         part[ty, tx] = s
         total = _tree_sum_over_y(part, tx, ty)
         if ty == 0 and c < cols:
-            out[c] = total
+            if beta == 0:
+                out[c] = alpha * total
+            else:
+                out[c] = alpha * total + beta * out[c]
 
 
 @cuda.jit("void(float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1], float32, float32)")
