@@ -39,7 +39,7 @@ inline py::array checked(const char* fn, const char* name, const py::object& obj
                   const py::dtype& dtype = py::dtype::of<float>()) {
     if (!py::isinstance<py::array>(obj)) {
         throw py::type_error(std::string(fn) + ": " + name + " must be a numpy array, got " +
-                             std::string(py::str(obj.get_type().attr("__name__"))));
+                             std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
     }
     auto a = py::reinterpret_borrow<py::array>(obj);
     if (!a.dtype().is(dtype)) {
