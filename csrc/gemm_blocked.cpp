@@ -164,6 +164,85 @@ void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& 
     }
 }
 
+// Products with a long K and a small C (an MLP's first layer, 128 x 128 x 784) are summed as two
+// halves of K, each a single-threaded GEMM of its own, then added:
+//   C = epilogue((alpha * A0 B0 + beta * C) + alpha * A1 B1)
+// On two threads each reads half of A and half of B, where a split of C's columns had each read
+// all of A. And the half of K a thread takes is the block of rows that split_among_threads gives
+// the same thread in the transposed product over that dimension (the weight gradient), so those
+// weight rows stay in one core's cache from one step to the next. The split is two fixed halves
+// whatever the thread count, so results still do not depend on it.
+constexpr int K_SPLIT_RATIO = 4;  // K at least this many times the longer side of C
+
+template <int MR>
+bool k_split_pays(const GemmArgs& g, long macs) {
+    return !g.single_thread && !g.b_colsum && macs >= MIN_PARALLEL_MACS && g.K >= 2 * MR &&
+           g.K >= K_SPLIT_RATIO * std::max(g.M, g.N);
+}
+
+// Row i of C += the second half's partial, then the epilogue, in loops that vectorize.
+void add_partial_row(const GemmArgs& g, int i, const float* partial) {
+    float* c = g.C + i * g.ldc;
+    const float* p = partial + static_cast<long>(i) * g.N;
+    const Epilogue& ep = g.ep;
+    for (int j = 0; j < g.N; ++j) c[j] += p[j];
+    if (ep.bias)
+        for (int j = 0; j < g.N; ++j) c[j] += ep.bias[j];
+    if (ep.relu)
+        for (int j = 0; j < g.N; ++j) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+    if (ep.mask) {
+        const float* m = ep.mask + i * ep.ldmask;
+        for (int j = 0; j < g.N; ++j) c[j] = m[j] > 0.0f ? c[j] : 0.0f;
+    }
+}
+
+template <int MR, int NR>
+void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
+    // The first half ends where split_among_threads would end a 2-way split of K rows.
+    const int k0 = MR * (ceil_div(g.K, MR) / 2);
+    thread_local std::unique_ptr<float, AlignedFree> part_buf;
+    thread_local size_t part_cap = 0;
+    float* partial = scratch(part_buf, part_cap, static_cast<size_t>(g.M) * g.N);
+    const int threads = max_threads();
+    // More than two threads split each half's columns too (at tile boundaries: no change in bits).
+    const int units = ceil_div(g.N, NR);
+    const int groups = std::max(1, std::min(threads / 2, units));
+    const int tasks = 2 * groups;
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(std::max(1, std::min(threads, tasks)))
+#endif
+    {
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int t = 0; t < tasks; ++t) {
+            const int half = t / groups, grp = t % groups;
+            const int j0 = NR * static_cast<int>(static_cast<long>(units) * grp / groups);
+            const int j1 = std::min(g.N, NR * static_cast<int>(static_cast<long>(units) * (grp + 1) / groups));
+            const int p0 = half == 0 ? 0 : k0;
+            GemmArgs s = g;
+            s.single_thread = true;
+            s.ep = Epilogue{};
+            s.K = half == 0 ? k0 : g.K - k0;
+            s.N = j1 - j0;
+            s.A += g.trans_a ? p0 * g.lda : p0;
+            s.B += g.trans_b ? j0 * g.ldb + p0 : p0 * g.ldb + j0;
+            if (half == 0) {
+                s.C += j0;
+            } else {
+                s.C = partial + j0;
+                s.ldc = g.N;
+                s.beta = 0.0f;
+            }
+            sgemm_blocked<MR, NR>(s, kernel, blk);
+        }
+#ifdef MNISTFAST_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int i = 0; i < g.M; ++i) add_partial_row(g, i, partial);
+    }
+}
+
 }  // namespace
 
 template <int MR, int NR>
@@ -176,6 +255,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     }
     if (g.K == 0) return scale_only(g);
     const long macs = static_cast<long>(g.M) * g.N * g.K;
+    if (k_split_pays<MR>(g, macs)) return k_split<MR, NR>(g, kernel, blk);
     const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
     if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
 

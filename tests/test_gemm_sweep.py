@@ -122,6 +122,39 @@ def _sequential_sums(dy):
     return total
 
 
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("M,N,K", [(40, 33, 800), (128, 128, 784), (7, 100, 450), (150, 20, 1601)])
+def test_k_split_products(kernel, rng, M, N, K, ta, tb):
+    """Products whose K is 4x the longer side of C run as two halves of K (gemm_blocked.cpp): the
+    same bits on 1-4 threads, alpha and beta applied once, and beta 0 never reading C."""
+    a = uniform(rng, K, M) if ta else uniform(rng, M, K)
+    b = uniform(rng, N, K) if tb else uniform(rng, K, N)
+    c0 = uniform(rng, M, N)
+    product = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    results = []
+    for t in (1, 2, 3, 4):
+        out = c0.copy()
+        _core.Kernels(t, kernel).gemm(a, b, out, ta, tb, 0.75, 0.5)
+        results.append(out)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    assert_close(results[0], 0.75 * product + 0.5 * c0, "gemm")
+    out = np.full((M, N), np.nan, np.float32)
+    _core.Kernels(2, kernel).gemm(a, b, out, ta, tb, 1.0, 0.0)
+    assert_close(out, product, "gemm")
+
+
+def test_k_split_epilogues(k, rng):
+    x, w, bias = uniform(rng, 37, 600), uniform(rng, 600, 70), uniform(rng, 70)
+    out = np.full((37, 70), np.nan, np.float32)
+    k.linear_forward(x, w, bias, out, True)
+    assert_close(out, np.maximum(x.astype(np.float64) @ w + bias, 0), "linear", "bias + relu")
+    dy, w2, y = uniform(rng, 37, 800), uniform(rng, 50, 800), np.maximum(uniform(rng, 37, 50), 0)
+    dx = np.full((37, 50), np.nan, np.float32)
+    k.linear_backward_input(dy, w2, y, dx)
+    assert_close(dx, (dy.astype(np.float64) @ w2.T) * (y > 0), "linear", "relu mask")
+
+
 def test_blocked_agrees_with_naive_oracle(k, rng):
     a, b = uniform(rng, 129, 513), uniform(rng, 513, 47)
     fast = np.empty((129, 47), np.float32)
