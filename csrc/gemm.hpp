@@ -20,8 +20,6 @@ struct Epilogue {
     bool relu = false;
     const float* mask = nullptr;
     std::ptrdiff_t ldmask = 0;
-
-    bool empty() const { return bias == nullptr && !relu && mask == nullptr; }
 };
 
 struct GemmArgs {
@@ -66,16 +64,17 @@ GemmKernel parse_gemm_kernel(const std::string& name);  // "auto" or a name; thr
 // Applies the epilogue to C[i, j0 : j0 + n), stored at c[0 : n), which already holds
 // alpha * AB + beta * C. Static: each file gets its own copy, so the -mavx2 file cannot lend
 // AVX2 code to the others through the linker.
+// One pass per stage, so that each loop vectorizes (the K split adds whole rows through it).
 static inline void apply_epilogue_row(const Epilogue& ep, int i, int j0, int n, float* c) {
-    if (ep.empty()) return;
-    const float* mrow = ep.mask ? ep.mask + i * ep.ldmask + j0 : nullptr;
-    const float* bias = ep.bias ? ep.bias + j0 : nullptr;
-    for (int k = 0; k < n; ++k) {
-        float v = c[k];
-        if (bias) v += bias[k];
-        if (ep.relu) v = v > 0.0f ? v : 0.0f;
-        if (mrow && !(mrow[k] > 0.0f)) v = 0.0f;
-        c[k] = v;
+    if (ep.bias) {
+        const float* bias = ep.bias + j0;
+        for (int k = 0; k < n; ++k) c[k] += bias[k];
+    }
+    if (ep.relu)
+        for (int k = 0; k < n; ++k) c[k] = c[k] > 0.0f ? c[k] : 0.0f;
+    if (ep.mask) {
+        const float* mrow = ep.mask + i * ep.ldmask + j0;
+        for (int k = 0; k < n; ++k) c[k] = mrow[k] > 0.0f ? c[k] : 0.0f;
     }
 }
 

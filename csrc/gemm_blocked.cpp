@@ -12,7 +12,8 @@
 // The loop nest runs on one thread; several threads take disjoint blocks of C and each runs it on
 // its block (split_among_threads). Every element of C is produced by exactly one tile, summed over
 // K in the same order whatever the thread count, so results are bitwise identical for 1, 2 or any
-// number of threads.
+// number of threads. Products with a long K (k_split) are two such GEMMs over fixed halves of K,
+// added in the same order on any number of threads.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -180,20 +181,12 @@ bool k_split_pays(const GemmArgs& g, long macs) {
            g.K >= K_SPLIT_RATIO * std::max(g.M, g.N);
 }
 
-// Row i of C += the second half's partial, then the epilogue, in loops that vectorize.
+// Row i of C += the second half's partial, then the epilogue.
 void add_partial_row(const GemmArgs& g, int i, const float* partial) {
     float* c = g.C + i * g.ldc;
     const float* p = partial + static_cast<long>(i) * g.N;
-    const Epilogue& ep = g.ep;
     for (int j = 0; j < g.N; ++j) c[j] += p[j];
-    if (ep.bias)
-        for (int j = 0; j < g.N; ++j) c[j] += ep.bias[j];
-    if (ep.relu)
-        for (int j = 0; j < g.N; ++j) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
-    if (ep.mask) {
-        const float* m = ep.mask + i * ep.ldmask;
-        for (int j = 0; j < g.N; ++j) c[j] = m[j] > 0.0f ? c[j] : 0.0f;
-    }
+    apply_epilogue_row(g.ep, i, 0, g.N, c);
 }
 
 template <int MR, int NR>
@@ -209,7 +202,7 @@ void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int groups = std::max(1, std::min(threads / 2, units));
     const int tasks = 2 * groups;
 #ifdef MNISTFAST_HAVE_OPENMP
-#pragma omp parallel num_threads(std::max(1, std::min(threads, tasks)))
+#pragma omp parallel num_threads(std::min(threads, tasks))
 #endif
     {
 #ifdef MNISTFAST_HAVE_OPENMP
