@@ -95,8 +95,8 @@ class NumpyBackend(Backend):
         self._arr(fn, "dy", dy, shape=(x.shape[0], dy.shape[1]))
         self._arr(fn, "dw", dw, shape=(x.shape[1], dy.shape[1]), writable=True)
         self._arr(fn, "db", db, shape=(dy.shape[1],), writable=True)
-        grad_w, grad_b = x.T @ dy, dy.sum(axis=0)
-        dw[...] = alpha * grad_w if beta == 0 else alpha * grad_w + beta * dw
+        self._gemm(x, dy, dw, True, False, alpha, beta)
+        grad_b = dy.sum(axis=0)
         db[...] = alpha * grad_b if beta == 0 else alpha * grad_b + beta * db
 
     def relu_backward(self, dy, y, out):
