@@ -17,7 +17,7 @@ import mnistfast as mf
 WRITER = r"""
 import sys
 import mnistfast as mf
-from mnistfast.serialization import write_directory, write_json
+from mnistfast.storage import write_directory, write_json
 out = sys.argv[1]
 (X, y), _ = mf.load_mnist()
 X, y = X[:256], y[:256]
@@ -68,7 +68,7 @@ def test_kill_at_random_points_never_mixes_old_and_new(tmp_path):
     assert mid_save >= 1, "no kill landed while a directory was being written"
     # The next write cleans what the killed ones left beside the directory.
     model = mf.MLP([784, 8, 10])
-    from mnistfast.serialization import write_directory, write_json
+    from mnistfast.storage import write_directory, write_json
 
     write_directory(out, {"model.npz": model.save, "history.json": lambda p: write_json(p, {"version": 0,
                           "param_sum": float(sum(a.astype(np.float64).sum() for a in model.get_params()))})})

@@ -86,8 +86,9 @@ def test_fused_relu_masks_change_nothing(rng):
                            mf.Dense(12, activation="relu"), mf.Dense(10)], input_shape=(1, 8, 8), seed=1)
     plain = mf.Sequential([mf.Conv2D(3, 3), mf.ReLU(), mf.MaxPool2D(2), mf.Flatten(), mf.Dense(12), mf.ReLU(),
                            mf.Dense(10)], input_shape=(1, 8, 8), seed=1)
-    assert fused.layers[1].mask_input_grad and fused.layers[4].mask_input_grad
-    assert fused.layers[0].output_grad_masked and fused.layers[3].output_grad_masked
+    plan = fused.plan.layers
+    assert plan[0].pool == 2 and plan[1].skip  # the conv's ReLU is inside its pooled kernels
+    assert plan[4].mask_input_grad and plan[3].output_grad_masked
     _, g1 = fused.loss_and_grads(X, y)
     _, g2 = plain.loss_and_grads(X, y)
     for a, b in zip(g1, g2):
@@ -104,7 +105,7 @@ def test_flatten_before_dense_folds_its_transpose_into_the_weights(rng, backend)
     folded = mf.Sequential([*head, mf.Dense(10)], input_shape=(1, 8, 8), seed=1, backend=backend)
     plain = mf.Sequential([mf.Conv2D(3, 3, activation="relu"), mf.MaxPool2D(2), mf.Flatten(), mf.ReLU(),
                            mf.Dense(10)], input_shape=(1, 8, 8), seed=1, backend=backend)
-    assert folded.layers[2].folded and not plain.layers[2].folded
+    assert folded.plan.layers[2].pass_through and not plain.plan.layers[2].pass_through
     params = folded.get_params()
     np.testing.assert_array_equal(params[2], plain.get_params()[2])  # the same seed, the same API weights
     plain.set_params(params)

@@ -228,7 +228,7 @@ def test_folded_plain_sgd_matches_the_separate_update(mnist_small, backend):
         model.fit(X, y, epochs=2, batch_size=32, optimizer=opt, lr_schedule="cosine", verbose=0, callbacks=[steps])
         runs.append((np.array(steps.losses), model.get_params()))
         assert opt.iterations == 2 * 19  # a folded step is still a step (the schedule counts them)
-        assert model._fold_sgd is False and all(layer.apply_sgd is None for layer in model.layers)
+        assert model.plan.folds_sgd(opt) == (opt is folded)
     assert_close(runs[0][0], runs[1][0], "training_loss", "per-step loss")
     for k, (a, b) in enumerate(zip(runs[0][1], runs[1][1])):
         assert_close(a, b, "training_weights", f"param {k}")

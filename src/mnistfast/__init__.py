@@ -7,9 +7,10 @@ from .data import DataFormatError, load_csv, load_mnist, read_idx, train_val_spl
 from .layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU,
                      Reshape, Sigmoid, Tanh)
 from .ensemble import Ensemble
-from .model import Sequential, load_model
+from .model import Sequential
 from .preprocessing import Preprocessing
 from .presets import CNN, MLP, RECIPES
+from .serialization import load_model
 
 __version__ = "0.2.0"
 

@@ -397,7 +397,7 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
 
 
 def write_report(report: dict, path) -> None:
-    from .serialization import write_json
+    from .storage import write_json
 
     write_json(path, report)
 

@@ -165,9 +165,9 @@ def cmd_plot(args) -> int:
 def cmd_eval(args) -> int:
     from .data import load_mnist
     from .metrics import classification_report, format_report
-    from .model import load_model
+    from .serialization import load_model
     from .preprocessing import model_input
-    from .serialization import write_json
+    from .storage import write_json
 
     out = Path(args.out) if args.out else Path(args.model).parent / "eval.json"
     check_output_dir(out.parent)
@@ -187,7 +187,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .model import load_model
+    from .serialization import load_model
     from .preprocessing import model_input
     from .submission import load_images, write_probabilities, write_submission
 
@@ -283,7 +283,7 @@ def cmd_train(args) -> int:
     from .ensemble import Ensemble
     from .preprocessing import Preprocessing
     from .presets import RECIPES
-    from .serialization import write_directory, write_json
+    from .storage import write_directory, write_json
 
     if args.epochs is not None and args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, got {args.epochs}")

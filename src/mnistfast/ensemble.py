@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import ENSEMBLE_FORMAT, model_from_payload
+from .storage import ENSEMBLE_FORMAT, write_model
 
 
 class Ensemble:
@@ -49,28 +49,12 @@ class Ensemble:
 
     def save(self, path) -> None:
         """One ``.npz`` holding every member (``mf.load_model`` gives the Ensemble back)."""
-        from .serialization import write_model
-
         configs, arrays = [], {}
         for i, m in enumerate(self.models):
             config, member_arrays = m.to_payload()
             configs.append(config)
             arrays.update({f"member{i}.{k}": v for k, v in member_arrays.items()})
         write_model(path, {"format": ENSEMBLE_FORMAT, "members": configs}, arrays)
-
-    @classmethod
-    def from_payload(cls, config, arrays, path, backend="cpp") -> "Ensemble":
-        members = config.get("members")
-        if not isinstance(members, list) or not members:
-            raise ValueError(f"{path}: bad ensemble config: 'members' is missing or empty")
-        models = []
-        for i, member in enumerate(members):
-            if not isinstance(member, dict):
-                raise ValueError(f"{path}: bad ensemble config: member {i} is not an object")
-            prefix = f"member{i}."
-            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            models.append(model_from_payload(member, own, f"{path} (member {i})", backend))
-        return cls(models)
 
     def __repr__(self) -> str:
         return f"Ensemble({len(self.models)} models)"

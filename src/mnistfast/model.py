@@ -15,11 +15,13 @@ import numpy as np
 
 from .backends import get_backend
 from .callbacks import Callback, History
+from .fusion import FusionPlan, check_fusions
 from .layers import Layer
-from .layers.base import api_shape, internal_shape
+from .layers.base import Buffers, api_shape, internal_shape
 from .optim import SGD, Optimizer
 from .progress import ProgressBar
 from .schedules import make_schedule
+from .storage import MODEL_FORMAT, write_model
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -74,10 +76,12 @@ class Sequential:
 
     ``input_shape`` excludes the batch axis: ``(features,)`` or ``(C, H, W)``; without it the model
     is built by the first ``fit`` from the data. The last layer's outputs are the class logits.
-    ``dtype`` is for the numpy reference only (``np.float64`` for gradient checks).
+    ``dtype`` is for the numpy reference only (``np.float64`` for gradient checks). ``fusions``:
+    the kernel fusions allowed (names from ``mnistfast.fusion.FUSIONS``; ``None``, the default,
+    allows all, ``()`` none); ``summary()`` lists those in force.
     """
 
-    def __init__(self, layers, input_shape=None, backend="cpp", seed: int = 0, dtype=None):
+    def __init__(self, layers, input_shape=None, backend="cpp", seed: int = 0, dtype=None, fusions=None):
         self.layers = list(layers)
         if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
             raise TypeError("Sequential needs a non-empty list of layers (mf.layers.Dense, Conv2D, ...)")
@@ -85,10 +89,11 @@ class Sequential:
             raise ValueError("Sequential: the same layer object appears twice")
         self.backend = get_backend(backend, **({} if dtype is None else {"dtype": dtype}))
         self.seed = seed
+        self.fusions = check_fusions(fusions)
+        self.plan = None  # the FusionPlan, made by build
         self._rng = np.random.default_rng(seed)
         self.input_shape = None
-        self._step_bufs = {}
-        self._fold_sgd = False  # during fit: plain SGD applied inside the layers' gradient GEMMs
+        self._bufs = Buffers(self.backend)
         self.preprocessing = None  # a Preprocessing, applied to raw (integer) pixel input
         if input_shape is not None:
             self.build(input_shape)
@@ -117,9 +122,9 @@ class Sequential:
             raise ValueError(f"the last layer must output class scores (n_classes,), got {api_shape(s)}; "
                              "end with Flatten() and Dense(n_classes)")
         self.n_classes = s[0]
-        self._fuse_relu_masks()
-        for layer, nxt in zip(self.layers, self.layers[1:]):
-            layer.fold_order_into(nxt)
+        self.plan = FusionPlan(self.layers, self.fusions)
+        for layer, layer_plan in zip(self.layers, self.plan.layers):
+            layer.configure(layer_plan)
 
         # One flat buffer for all parameters, one for their gradients; layers get views.
         shapes = [shape for layer in self.layers for shape in layer.param_shapes()]
@@ -136,22 +141,7 @@ class Sequential:
                 be.copy_from_host(p, layer.from_api(j, np.asarray(value, dtype=be.dtype)))
             for s_arr, value in zip(layer.state, layer.init_state()):
                 be.copy_from_host(s_arr, np.asarray(value, dtype=be.dtype))
-        # Backward stops at the first layer with parameters: nothing before it needs a gradient.
-        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
-        self._first_trainable = trainable[0] if trainable else len(self.layers)
-        for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = i > self._first_trainable
-        for layer, nxt in zip(self.layers, self.layers[1:]):
-            nxt.absorbed = not layer.absorbed and layer.absorb(nxt)
         return self
-
-    def _fuse_relu_masks(self) -> None:
-        """Where a layer with a fused ReLU feeds a layer that can mask its input gradient, the
-        ReLU derivative moves into that layer's backward kernel (Dense: the GEMM epilogue;
-        MaxPool2D: the pooled tensor) and the extra pass over the activations disappears."""
-        for layer, nxt in zip(self.layers, self.layers[1:]):
-            fuse = layer.fused_relu and nxt.can_mask_input_grad
-            layer.output_grad_masked = nxt.mask_input_grad = fuse
 
     def _require_built(self, what: str):
         if not self.built:
@@ -272,37 +262,35 @@ class Sequential:
     # -- forward and backward -------------------------------------------------------------------
     def forward(self, x, training: bool = False):
         """Logits for a backend array ``x`` of shape ``(n, *internal input shape)``."""
-        for layer in self.layers:
-            if not layer.absorbed:
-                x = layer.forward(x, training)
+        layers = self.layers
+        for i in self.plan.forward_order:
+            x = layers[i].forward(x, training)
         return x
 
-    def backward(self, dlogits) -> None:
-        """Fills every layer's gradients from dL/dlogits (in a folded plain-SGD fit, the Dense
-        layers apply the update instead)."""
-        dy = dlogits
-        for layer in reversed(self.layers[self._first_trainable :]):
-            if not layer.absorbed:
-                dy = layer.backward(dy)
-
-    def _buf(self, name, rows, tail=(), dtype=None):
-        key = (name, rows)
-        buf = self._step_bufs.get(key)
-        if buf is None:
-            buf = self._step_bufs[key] = self.backend.empty((rows, *tail), dtype=dtype)
-        return buf
+    def backward(self, dlogits, sgd_lr=None) -> None:
+        """Fills every layer's gradients from dL/dlogits; with ``sgd_lr`` (only where the plan
+        folds SGD) the layers apply ``p -= sgd_lr * grad`` to their parameters instead."""
+        dy, layers = dlogits, self.layers
+        if sgd_lr is None:
+            for i in self.plan.backward_order:
+                dy = layers[i].backward(dy)
+        else:
+            for i in self.plan.backward_order:
+                layer = layers[i]
+                dy = layer.backward(dy, sgd_lr) if layer.params else layer.backward(dy)
 
     def train_step(self, x, y, optimizer: Optimizer, totals) -> None:
         """One mini-batch step on backend arrays; the loss and correct count are added to the
         backend array ``totals`` (see ``Backend.xent_accumulate``), not returned: reading them
         would wait for a GPU every step."""
         logits = self.forward(x, training=True)
-        dlogits = self._buf("dlogits", x.shape[0], (self.n_classes,))
+        dlogits = self._bufs.get("dlogits", x.shape[0], (self.n_classes,))
         self.backend.xent_accumulate(logits, y, dlogits, totals)
-        self.backward(dlogits)
-        if self._fold_sgd:
+        if self.plan.folds_sgd(optimizer):
+            self.backward(dlogits, sgd_lr=optimizer.lr)
             optimizer.count_step()  # the layers applied the update
         else:
+            self.backward(dlogits)
             optimizer.step()
 
     def loss_and_grads(self, X, y, training: bool = True):
@@ -398,12 +386,6 @@ class Sequential:
 
         history = History()
         totals = be.zeros((4,), dtype=np.float64)
-        # Plain SGD, where every trainable layer can apply it, is folded into the weight-gradient
-        # GEMMs (W += -lr * x^T dy): no gradient buffer written and read back, no separate update.
-        trainable = [layer for layer in self.layers if layer.params]
-        self._fold_sgd = optimizer.plain_sgd and all(layer.can_apply_sgd for layer in trainable)
-        for layer in trainable:
-            layer.apply_sgd = optimizer if self._fold_sgd else None
         # Callbacks that override on_batch_end get each step's loss: the only per-step read-back.
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         good = be.to_host(self.flat_params)  # the last good weights, restored if the run diverges
@@ -467,10 +449,7 @@ class Sequential:
                 if self.stop_training:
                     break
         finally:
-            self._step_bufs.clear()
-            self._fold_sgd = False
-            for layer in self.layers:
-                layer.apply_sgd = None
+            self._bufs.clear()
         for cb in callbacks:
             cb.on_train_end(history.history)
         return history
@@ -568,7 +547,8 @@ class Sequential:
         return config
 
     def summary(self, print_fn=print) -> str:
-        """A Keras-style table of the layers, their output shapes (API order) and parameter counts."""
+        """A Keras-style table of the layers, their output shapes (API order) and parameter counts,
+        then the kernel fusions in force (see ``mnistfast.fusion``)."""
         self._require_built("summary")
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for i, layer in enumerate(self.layers):
@@ -579,7 +559,8 @@ class Sequential:
         line = "-" * (sum(widths) + 4)
         fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"  # noqa: E731
         text = "\n".join([fmt(rows[0]), line, *map(fmt, rows[1:]), line,
-                          f"Total params: {self.count_params():,}   input {self.input_shape}, backend {self.backend.name}"])
+                          f"Total params: {self.count_params():,}   input {self.input_shape}, backend {self.backend.name}",
+                          "Fusions:", *("  " + note for note in self.plan.describe())])
         if print_fn is not None:
             print_fn(text)
         return text
@@ -587,8 +568,6 @@ class Sequential:
     def save(self, path) -> None:
         """Write the architecture, parameters, state and preprocessing to an ``.npz`` (no pickle),
         atomically."""
-        from .serialization import write_model
-
         write_model(path, *self.to_payload())
 
     def to_payload(self) -> tuple[dict, dict]:
@@ -605,104 +584,3 @@ class Sequential:
     def __repr__(self) -> str:
         shape = f", input_shape={self.input_shape}" if self.built else ""
         return f"Sequential({len(self.layers)} layers{shape}, backend={self.backend.name!r})"
-
-
-MODEL_FORMAT = "mnistfast.sequential/1"
-
-LEGACY_MLP_FORMAT = "mnistfast.mlp/1"  # written by mnistfast 0.1: an MLP's sizes and W1, b1, ...
-
-
-def load_model(path, backend="cpp"):
-    """Load a model (or an ``mf.Ensemble``) written by ``save``, on the given backend (a name or a
-    Backend object). The file's config is checked against the arrays it holds before anything is
-    allocated."""
-    from .serialization import read_model
-
-    config, arrays = read_model(path)
-    if config.get("format") == ENSEMBLE_FORMAT:
-        from .ensemble import Ensemble
-
-        return Ensemble.from_payload(config, arrays, path, backend)
-    return model_from_payload(config, arrays, path, backend)
-
-
-ENSEMBLE_FORMAT = "mnistfast.ensemble/1"
-
-
-def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Sequential:
-    """A Sequential from a saved config and its arrays; ``path`` names the source in errors."""
-    from .layers import LAYER_TYPES
-
-    fmt = config.get("format")
-    if fmt in (MODEL_FORMAT, LEGACY_MLP_FORMAT) and not isinstance(config.get("layers"), list):
-        raise ValueError(f"{path}: bad model config: 'layers' is missing or not a list")
-    if fmt == MODEL_FORMAT and not isinstance(config.get("input_shape"), list):
-        raise ValueError(f"{path}: bad model config: 'input_shape' is missing or not a list")
-    try:
-        if fmt == LEGACY_MLP_FORMAT:
-            sizes = [int(s) for s in config["layers"]]
-            from .layers import Dense
-
-            layer_specs = [Dense(n, activation="relu") for n in sizes[1:-1]] + [Dense(sizes[-1])]
-            input_shape = (sizes[0],)
-            names = [f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}" for k in range(2 * (len(sizes) - 1))]
-        elif fmt == MODEL_FORMAT:
-            layer_specs = []
-            for spec in config["layers"]:
-                cls = LAYER_TYPES.get(spec.get("type")) if isinstance(spec, dict) else None
-                if cls is None:
-                    raise ValueError(f"unknown layer {spec!r}")
-                layer_specs.append(cls(**spec.get("config", {})))
-            input_shape = tuple(int(d) for d in config["input_shape"])
-            names = None
-        else:
-            raise ValueError(f"unsupported model format {fmt!r}, expected {MODEL_FORMAT!r}")
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: bad model config ({e})") from None
-
-    # Walk the shapes without allocating: every parameter must be in the file with its shape.
-    from .layers.base import internal_shape
-
-    expected, layer_names, s = [], [], internal_shape(input_shape)
-    try:
-        for i, layer in enumerate(layer_specs):
-            s = layer.compute_output_shape(s)
-            expected += layer.api_param_shapes() + layer.state_shapes()
-            layer_names += [f"layer{i}.{name}" for name in layer.param_names + layer.state_names]
-    except ValueError as e:
-        raise ValueError(f"{path}: bad model config ({e})") from None
-    names = names or layer_names
-    if len(names) != len(expected):
-        raise ValueError(f"{path}: the config needs {len(expected)} arrays, the file has {len(names)}")
-    for name, shape in zip(names, expected):
-        if name not in arrays:
-            raise ValueError(f"{path}: missing array {name!r}")
-        if arrays[name].shape != tuple(shape):
-            raise ValueError(f"{path}: array {name!r} has shape {arrays[name].shape}, the config needs {tuple(shape)}")
-
-    preprocessing = _load_preprocessing(path, config, arrays, input_shape)
-    model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=int(config.get("seed", 0)))
-    try:
-        model.set_params([arrays[n] for n in names])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
-    model.preprocessing = preprocessing
-    return model
-
-
-def _load_preprocessing(path, config, arrays, input_shape):
-    from .preprocessing import KINDS, Preprocessing
-
-    spec = config.get("preprocessing")
-    if spec is None:
-        return None
-    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
-        raise ValueError(f"{path}: bad preprocessing config {spec!r}")
-    if spec["kind"] != "standardize":
-        return Preprocessing(spec["kind"])
-    size = int(np.prod(input_shape))
-    stats = [arrays.get(f"preprocessing.{k}") for k in ("mean", "std")]
-    if any(a is None or a.shape != (size,) or not np.all(np.isfinite(a)) for a in stats) or np.any(stats[1] <= 0):
-        raise ValueError(f"{path}: standardize preprocessing needs finite 'preprocessing.mean' and positive "
-                         f"'preprocessing.std' arrays of shape ({size},)")
-    return Preprocessing("standardize", *stats)

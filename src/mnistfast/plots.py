@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .serialization import atomic_write
+from .storage import atomic_write
 
 FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png", "first_layer.png")
 
@@ -131,7 +131,7 @@ def run_figures(model, record: dict, X_test_raw, y_test) -> dict:
 def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     """Draw the figures of a run directory written by ``mnistfast train``; returns their paths."""
     from .data import load_mnist
-    from .model import load_model
+    from .serialization import load_model
 
     run_dir = Path(run_dir)
     history = run_dir / "history.json"

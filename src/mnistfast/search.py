@@ -111,7 +111,7 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     """Run ``trials`` trials in this process against the shared study, then write ``best.json``
     and ``trials.csv`` (every trial of the study so far, from every worker) into ``out``."""
     from .data import load_mnist
-    from .serialization import atomic_write, write_json
+    from .storage import atomic_write, write_json
 
     optuna = _optuna()
     out = Path(out)

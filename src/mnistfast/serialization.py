@@ -1,174 +1,112 @@
-"""Model files: plain ``.npz`` archives (no pickle) holding a JSON config and named float32 arrays,
-written atomically. This module knows the file format, not the models (see ``model.load_model``)."""
+"""Models and ensembles from their files: the inverse of ``Sequential.save`` and ``Ensemble.save``.
+
+``storage`` reads the archive (bounded, checked); this module checks that its config describes a
+model whose every parameter the file holds with the right shape before anything is allocated.
+"""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import json
-import os
-import shutil
-import sys
-import tempfile
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
+from .ensemble import Ensemble
+from .layers import LAYER_TYPES, Dense
+from .layers.base import internal_shape
+from .model import Sequential
+from .preprocessing import KINDS, Preprocessing
+from .storage import ENSEMBLE_FORMAT, LEGACY_MLP_FORMAT, MODEL_FORMAT, read_model
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+def load_model(path, backend="cpp"):
+    """Load a model (or an ``mf.Ensemble``) written by ``save``, on the given backend (a name or a
+    Backend object). The file's config is checked against the arrays it holds before anything is
+    allocated."""
+    config, arrays = read_model(path)
+    if config.get("format") == ENSEMBLE_FORMAT:
+        return ensemble_from_payload(config, arrays, path, backend)
+    return model_from_payload(config, arrays, path, backend)
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place, so a
-    crash never leaves a half-written file under the final name. The file gets the permissions a
-    plain ``open`` would give it (mkstemp's are 0600)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def ensemble_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Ensemble:
+    """An Ensemble from a saved config (its members' configs) and the members' prefixed arrays."""
+    members = config.get("members")
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"{path}: bad ensemble config: 'members' is missing or empty")
+    models = []
+    for i, member in enumerate(members):
+        if not isinstance(member, dict):
+            raise ValueError(f"{path}: bad ensemble config: member {i} is not an object")
+        prefix = f"member{i}."
+        own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        models.append(model_from_payload(member, own, f"{path} (member {i})", backend))
+    return Ensemble(models)
+
+
+def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Sequential:
+    """A Sequential from a saved config and its arrays; ``path`` names the source in errors."""
+    fmt = config.get("format")
+    if fmt in (MODEL_FORMAT, LEGACY_MLP_FORMAT) and not isinstance(config.get("layers"), list):
+        raise ValueError(f"{path}: bad model config: 'layers' is missing or not a list")
+    if fmt == MODEL_FORMAT and not isinstance(config.get("input_shape"), list):
+        raise ValueError(f"{path}: bad model config: 'input_shape' is missing or not a list")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        if fmt == LEGACY_MLP_FORMAT:
+            sizes = [int(s) for s in config["layers"]]
+            layer_specs = [Dense(n, activation="relu") for n in sizes[1:-1]] + [Dense(sizes[-1])]
+            input_shape = (sizes[0],)
+            names = [f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}" for k in range(2 * (len(sizes) - 1))]
+        elif fmt == MODEL_FORMAT:
+            layer_specs = []
+            for spec in config["layers"]:
+                cls = LAYER_TYPES.get(spec.get("type")) if isinstance(spec, dict) else None
+                if cls is None:
+                    raise ValueError(f"unknown layer {spec!r}")
+                layer_specs.append(cls(**spec.get("config", {})))
+            input_shape = tuple(int(d) for d in config["input_shape"])
+            names = None
+        else:
+            raise ValueError(f"unsupported model format {fmt!r}, expected {MODEL_FORMAT!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: bad model config ({e})") from None
 
-
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
+    # Walk the shapes without allocating: every parameter must be in the file with its shape.
+    expected, layer_names, s = [], [], internal_shape(input_shape)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    ok = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
-    return ok
+        for i, layer in enumerate(layer_specs):
+            s = layer.compute_output_shape(s)
+            expected += layer.api_param_shapes() + layer.state_shapes()
+            layer_names += [f"layer{i}.{name}" for name in layer.param_names + layer.state_names]
+    except ValueError as e:
+        raise ValueError(f"{path}: bad model config ({e})") from None
+    names = names or layer_names
+    if len(names) != len(expected):
+        raise ValueError(f"{path}: the config needs {len(expected)} arrays, the file has {len(names)}")
+    for name, shape in zip(names, expected):
+        if name not in arrays:
+            raise ValueError(f"{path}: missing array {name!r}")
+        if arrays[name].shape != tuple(shape):
+            raise ValueError(f"{path}: array {name!r} has shape {arrays[name].shape}, the config needs {tuple(shape)}")
 
-
-def _leftovers(out: Path, kind: str):
-    return sorted(out.parent.glob(f".{out.name}.{kind}-*"))
-
-
-def clean_leftovers(out) -> None:
-    """Remove what an interrupted ``write_directory`` left beside ``out``; if the interruption came
-    between the two renames of the fallback swap, put the old directory back first."""
-    out = Path(out)
-    old = _leftovers(out, "old")
-    if old and not out.exists():
-        os.rename(old[-1], out)
-        old = old[:-1]
-    for leftover in old + _leftovers(out, "tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def write_directory(out, writers: dict) -> None:
-    """Write a directory of files as a unit: each ``writers[name](path)`` writes one file into a
-    temporary directory beside ``out``, which then replaces ``out`` in one atomic exchange. A crash
-    or kill at any point leaves ``out`` either complete and old or complete and new, never a mix
-    (leftovers are cleaned by the next write)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    preprocessing = _load_preprocessing(path, config, arrays, input_shape)
+    model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=int(config.get("seed", 0)))
     try:
-        for name, write in writers.items():
-            write(tmp / name)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if not out.exists():
-            os.rename(tmp, out)
-            return
-        if not out.is_dir():
-            raise NotADirectoryError(f"{out}: exists and is not a directory")
-        if _exchange(tmp, out):
-            shutil.rmtree(tmp, ignore_errors=True)  # it now holds the old directory
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        model.set_params([arrays[n] for n in names])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    model.preprocessing = preprocessing
+    return model
 
 
-def write_json(path, obj) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
-
-
-def write_model(path, config: dict, arrays: dict) -> None:
-    entries = {"config": np.array(json.dumps(config))}
-    entries.update({name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
-    atomic_write(path, lambda f: np.savez(f, **entries))
-
-
-# Model files are small (the basic CNN's is 1.3 MB); a file claiming more is not one of ours.
-MAX_MODEL_BYTES = 1 << 30
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def _not_a_model(path, why: str) -> ValueError:
-    return ValueError(f"{path}: not a mnistfast model file: {why}")
-
-
-def read_model(path) -> tuple[dict, dict]:
-    """``(config, arrays)`` from a model file; ValueError naming the file if it is not one.
-
-    The archive's directory is checked before any array is read: its members must be ``.npy``
-    arrays whose uncompressed sizes add up to at most ``MAX_MODEL_BYTES``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        with open(path, "rb") as f:
-            start = f.read(64)
-    except PermissionError:
-        raise ValueError(f"{path}: permission denied (the file is not readable)") from None
-    if not start.startswith(b"PK\x03\x04"):
-        if start.startswith(b"\x93NUMPY"):
-            raise _not_a_model(path, "it is a single .npy array; models are .npz archives written by model.save")
-        if start[:1] in (b"{", b"[") or all(32 <= c < 127 or c in (9, 10, 13) for c in start):
-            raise _not_a_model(path, "it is a text file; models are .npz archives written by model.save")
-        raise _not_a_model(path, "it is not an .npz (zip) archive")
-    # Past the magic number, a damaged archive can make zipfile and numpy raise almost anything
-    # (NotImplementedError for a bogus version field, struct.error, zlib.error, ...): whatever
-    # they raise while parsing means the same thing here.
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except Exception as e:  # noqa: BLE001
-        raise _not_a_model(path, f"a damaged zip archive ({type(e).__name__}: {e})") from None
-    total = sum(i.file_size for i in infos)
-    if total > MAX_MODEL_BYTES:
-        raise _not_a_model(path, f"its arrays would take {total} bytes, more than the {MAX_MODEL_BYTES >> 20} MiB limit")
-    if not any(i.filename == "config.npy" for i in infos):
-        raise _not_a_model(path, "the archive has no 'config' entry")
-    config_info = next(i for i in infos if i.filename == "config.npy")
-    if config_info.file_size > MAX_CONFIG_BYTES:
-        raise _not_a_model(path, f"its config entry is {config_info.file_size} bytes")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - see above
-        raise _not_a_model(path, f"an entry could not be read ({type(e).__name__}: {e})") from None
-    try:
-        config = json.loads(str(arrays.pop("config")))
-    except (KeyError, json.JSONDecodeError):
-        raise _not_a_model(path, "its 'config' entry is not readable JSON") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: the model config is a JSON {type(config).__name__}, expected an object")
-    return config, arrays
+def _load_preprocessing(path, config, arrays, input_shape):
+    spec = config.get("preprocessing")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        raise ValueError(f"{path}: bad preprocessing config {spec!r}")
+    if spec["kind"] != "standardize":
+        return Preprocessing(spec["kind"])
+    size = int(np.prod(input_shape))
+    stats = [arrays.get(f"preprocessing.{k}") for k in ("mean", "std")]
+    if any(a is None or a.shape != (size,) or not np.all(np.isfinite(a)) for a in stats) or np.any(stats[1] <= 0):
+        raise ValueError(f"{path}: standardize preprocessing needs finite 'preprocessing.mean' and positive "
+                         f"'preprocessing.std' arrays of shape ({size},)")
+    return Preprocessing("standardize", *stats)

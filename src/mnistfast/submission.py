@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import MNIST_FILES, DataFormatError, load_csv, read_idx
-from .serialization import atomic_write
+from .storage import atomic_write
 
 
 def load_images(path) -> np.ndarray:

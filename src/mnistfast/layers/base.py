@@ -4,8 +4,12 @@ A layer is built for an input shape (without the batch axis, in the model's inte
 ``(features,)`` or channels-last ``(H, W, C)``) and returns its output shape. The model then
 hands it its parameters and gradients as views into one flat buffer each, so an optimizer step is
 one kernel call. ``forward(x, training)`` returns the layer's output; ``backward(dy)`` fills the
-layer's gradients and returns the gradient for its input (``None`` when ``needs_input_grad`` is
-off: the first trainable layer). Buffers are allocated on first use for a batch size and reused.
+layer's gradients and returns the gradient for its input (``None`` up to the first trainable
+layer). Buffers are allocated on first use for a batch size and reused.
+
+What a layer fuses with its neighbours is not its own decision: the model's fusion plan
+(``mnistfast.fusion``) gives each layer a ``LayerPlan`` through ``configure``, and the layer acts
+on that alone. No layer reads or writes another layer's fields or the optimizer's.
 
 Layers see arrays only through their backend: they read ``.shape`` and pass arrays to backend
 methods, nothing else.
@@ -14,6 +18,8 @@ methods, nothing else.
 from __future__ import annotations
 
 import numpy as np
+
+from ..fusion import LayerPlan
 
 
 class Buffers:
@@ -43,6 +49,11 @@ class Buffers:
         self._views[key] = view
         return view
 
+    def clear(self) -> None:
+        """Drop every array (the next ``get`` allocates afresh)."""
+        self._full.clear()
+        self._views.clear()
+
 
 def api_shape(shape) -> tuple:
     """Internal (H, W, C) -> the API's (C, H, W); flat shapes are the same in both."""
@@ -57,13 +68,24 @@ def internal_shape(shape) -> tuple:
 
 
 class Layer:
+    """The base of every layer: a forward/backward pair over its backend's kernels.
+
+    Subclasses declare what the fusion plan (``mnistfast.fusion``) may ask of them through the
+    class attributes below, and read the plan's answer from their own ``self.plan``.
+    """
+
     # The layer's backward can return dx already multiplied by (x > 0): the ReLU derivative of the
-    # layer before it, fused into this layer's kernel (the model turns it on where it applies).
+    # layer before it, inside this layer's kernel.
     can_mask_input_grad = False
+    # The layer's backward can apply plain SGD to its parameters itself (``backward(dy, sgd_lr)``).
     can_apply_sgd = False
-    # The layer can read its flat input in the model's internal (channels-last) order, holding
-    # its weights in that order instead (Dense; see Reshape.fold_order_into).
+    # The layer can read a flat input in the model's internal (channels-last) order, holding its
+    # weights in that order instead (Dense).
     takes_input_order = False
+    # The layer can max-pool its own output in its kernels (Conv2D), taking over a following layer
+    # whose max_pool_window is not 0 (MaxPool2D).
+    can_pool_output = False
+    max_pool_window = 0
 
     def __init__(self):
         self.backend = None
@@ -71,15 +93,8 @@ class Layer:
         self.params: list = []
         self.grads: list = []
         self.state: list = []
-        self.needs_input_grad = True
-        self.mask_input_grad = False  # backward returns dx * (x > 0)
-        self.output_grad_masked = False  # the next layer's backward hands back dy * (y > 0)
         self.seed = 0  # set by the model; layers that draw random numbers use it
-        self.absorbed = False  # the layer before runs this one inside its own kernels
-        # Set by the model during a plain-SGD fit (to the optimizer, for its current lr) on layers
-        # that can apply the update themselves (can_apply_sgd): backward then updates the
-        # parameters in place instead of filling the gradients.
-        self.apply_sgd = None
+        self.plan = LayerPlan()
         self._bufs = None
 
     # -- building -----------------------------------------------------------------------------------
@@ -88,19 +103,21 @@ class Layer:
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.compute_output_shape(self.input_shape))
         self._bufs = Buffers(backend)
+        self.plan = LayerPlan()
         return self.output_shape
+
+    def configure(self, plan: LayerPlan) -> None:
+        """Take the fusion plan's entry for this layer (after ``build``, before parameters exist:
+        it may change the parameters' internal layout)."""
+        self.plan = plan
 
     def compute_output_shape(self, input_shape) -> tuple:
         return input_shape
 
-    def absorb(self, nxt) -> bool:
-        """Take over ``nxt``'s work with a fused kernel, if this layer has one for it (the model
-        asks, and then skips ``nxt`` in both passes). The default: no."""
+    def reorders_to_vector(self) -> bool:
+        """True when the layer only rearranges an image into a vector in the API's order, work a
+        layer that ``takes_input_order`` can take over (Flatten before Dense)."""
         return False
-
-    def fold_order_into(self, nxt) -> None:
-        """Let ``nxt`` read this layer's output in the internal order, where this layer would only
-        rearrange it (Flatten before Dense). Asked once per build, before parameters exist."""
 
     @property
     def fused_relu(self) -> bool:
@@ -144,9 +161,12 @@ class Layer:
 
     # -- running --------------------------------------------------------------------------------
     def forward(self, x, training: bool):
+        """The layer's output for the backend array ``x`` (``(n, *input_shape)``)."""
         raise NotImplementedError
 
     def backward(self, dy):
+        """Fill ``self.grads`` from the output gradient ``dy``; return the input gradient (None
+        where ``self.plan.needs_input_grad`` is off). May overwrite ``dy``."""
         raise NotImplementedError
 
     # -- description ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import numpy as np
 
 from .base import Layer
 from .dense import ACTIVATIONS
-from .pooling import MaxPool2D
 
 
 def _pair(value, what):
@@ -26,6 +25,8 @@ class Conv2D(Layer):
     odd padding row or column at the bottom/right.
     """
 
+    can_pool_output = True
+
     def __init__(self, filters: int, kernel_size, stride=1, padding="valid", use_bias: bool = True, activation=None):
         super().__init__()
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
@@ -37,7 +38,6 @@ class Conv2D(Layer):
         self.filters, self.padding, self.use_bias, self.activation = filters, padding, bool(use_bias), activation
         self.kernel = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
-        self.pool = None  # a MaxPool2D this layer runs inside its own kernels (see absorb)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -78,41 +78,34 @@ class Conv2D(Layer):
     def from_api(self, k, value):
         return value if k else np.ascontiguousarray(value.transpose(2, 3, 1, 0).reshape(self.patch, self.filters))
 
-    def absorb(self, nxt) -> bool:
-        """The MaxPool2D after a convolution runs in the same kernels,
-        ``conv2d_maxpool_forward/backward``, where a backend can keep the full-resolution map out
-        of memory (and skip the outputs no pooling window reads)."""
-        if not isinstance(nxt, MaxPool2D):
-            return False
-        self.pool = nxt
-        return True
-
     def forward(self, x, training):
+        """The convolution's output; where the plan fuses the pool after it (``plan.pool``), the
+        pooled map, from ``conv2d_maxpool_forward``."""
         self.x = x
+        be, n, pool = self.backend, x.shape[0], self.plan.pool
         bias = self.params[1] if self.use_bias else None
         relu = self.activation == "relu"
-        pool = self.pool
-        if pool is not None:  # the pooled map and its argmax, in the pool layer's buffers
-            pool.y = pool._bufs.get("y", x.shape[0], pool.output_shape)
-            pool.argmax = pool._bufs.get("argmax", x.shape[0], pool.output_shape, dtype=np.int32)
-            self.backend.conv2d_maxpool_forward(x, self.params[0], bias, pool.y, pool.argmax, self.kernel,
-                                                self.stride, self.pad, self.output_shape[:2], pool.pool, relu)
-            return pool.y
-        self.y = self._bufs.get("y", x.shape[0], self.output_shape)
-        self.backend.conv2d_forward(x, self.params[0], bias, self.y, self.kernel, self.stride, self.pad, relu)
+        if pool:
+            oh, ow, f = self.output_shape
+            self.y = self._bufs.get("pooled", n, (oh // pool, ow // pool, f))
+            self.argmax = self._bufs.get("argmax", n, self.y.shape[1:], dtype=np.int32)
+            be.conv2d_maxpool_forward(x, self.params[0], bias, self.y, self.argmax, self.kernel, self.stride, self.pad,
+                                      (oh, ow), pool, relu)
+            return self.y
+        self.y = self._bufs.get("y", n, self.output_shape)
+        be.conv2d_forward(x, self.params[0], bias, self.y, self.kernel, self.stride, self.pad, relu)
         return self.y
 
     def backward(self, dy):
-        be = self.backend
-        pool = self.pool
-        dx = self._bufs.get("dx", dy.shape[0], self.input_shape) if self.needs_input_grad else None
+        be, plan = self.backend, self.plan
+        dx = self._bufs.get("dx", dy.shape[0], self.input_shape) if plan.needs_input_grad else None
         db = self.grads[1] if self.use_bias else None
-        if pool is not None:  # dy is the pooled map's gradient; max and ReLU commute
-            be.conv2d_maxpool_backward(dy, pool.argmax, pool.y, self.x, self.params[0], self.grads[0], db, self.kernel,
-                                       self.stride, self.pad, self.output_shape[:2], pool.pool,
-                                       self.activation == "relu", dx)
+        relu = self.activation == "relu"
+        if plan.pool:  # dy is the pooled map's gradient; max and ReLU commute
+            be.conv2d_maxpool_backward(dy, self.argmax, self.y, self.x, self.params[0], self.grads[0], db, self.kernel,
+                                       self.stride, self.pad, self.output_shape[:2], plan.pool, relu, dx)
             return dx
-        if self.activation == "relu" and not self.output_grad_masked:
+        if relu and not plan.output_grad_masked:
             be.activation_backward(dy, self.y, dy, "relu")
         be.conv2d_backward(dy, self.x, self.params[0], self.grads[0], db, dx, self.kernel, self.stride, self.pad)
         return dx

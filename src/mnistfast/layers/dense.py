@@ -26,25 +26,25 @@ class Dense(Layer):
             raise ValueError(f"Dense: activation must be None or 'relu', got {activation!r} "
                              "(other activations are layers: LeakyReLU(), Sigmoid(), Tanh())")
         self.units, self.activation = units, activation
-        self.input_order = None  # row i of the internal W is row input_order[i] of the API's
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(f"Dense needs a flat input, got shape {input_shape}; put Flatten() before it")
         self.fan_in = input_shape[0]
-        self.input_order = None  # until a Flatten before it folds its transpose in
         return (self.units,)
 
     def param_shapes(self):
         return [(self.fan_in, self.units), (self.units,)]
 
     def from_api(self, k, value):
-        return value[self.input_order] if k == 0 and self.input_order is not None else value
+        order = self.plan.input_order  # row i of the internal W is row order[i] of the API's
+        return value[order] if k == 0 and order is not None else value
 
     def to_api(self, k, value):
-        if k == 0 and self.input_order is not None:
+        order = self.plan.input_order
+        if k == 0 and order is not None:
             api = np.empty_like(value)
-            api[self.input_order] = value
+            api[order] = value
             return api
         return value
 
@@ -64,18 +64,20 @@ class Dense(Layer):
         self.backend.linear_forward(x, self.params[0], self.params[1], self.y, self.activation == "relu")
         return self.y
 
-    def backward(self, dy):
-        be = self.backend
-        if self.activation == "relu" and not self.output_grad_masked:
+    def backward(self, dy, sgd_lr=None):
+        """As ``Layer.backward``; with ``sgd_lr`` the gradient kernel applies plain SGD to W and b
+        (``W -= sgd_lr * x^T dy``, ``b -= sgd_lr * sum(dy)``) instead of filling the gradients."""
+        be, plan = self.backend, self.plan
+        if self.activation == "relu" and not plan.output_grad_masked:
             be.relu_backward(dy, self.y, dy)
         dx = None
-        if self.needs_input_grad:  # first: a folded update below changes W
+        if plan.needs_input_grad:  # first: a folded update below changes W
             dx = self._bufs.get("dx", dy.shape[0], (self.fan_in,))
-            be.linear_backward_input(dy, self.params[0], self.x if self.mask_input_grad else None, dx)
-        if self.apply_sgd is None:
+            be.linear_backward_input(dy, self.params[0], self.x if plan.mask_input_grad else None, dx)
+        if sgd_lr is None:
             be.linear_weight_grad(self.x, dy, self.grads[0], self.grads[1])
-        else:  # W += -lr * x^T dy and b += -lr * sum(dy) by the gradient kernel itself
-            be.linear_weight_grad(self.x, dy, self.params[0], self.params[1], alpha=-self.apply_sgd.lr, beta=1.0)
+        else:
+            be.linear_weight_grad(self.x, dy, self.params[0], self.params[1], alpha=-sgd_lr, beta=1.0)
         return dx
 
     def get_config(self):

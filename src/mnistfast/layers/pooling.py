@@ -19,6 +19,10 @@ class MaxPool2D(Layer):
             raise ValueError(f"MaxPool2D: pool must be a positive integer, got {pool!r}")
         self.pool = pool
 
+    @property
+    def max_pool_window(self) -> int:
+        return self.pool
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"MaxPool2D needs an image input (C, H, W), got shape {input_shape}")
@@ -36,7 +40,7 @@ class MaxPool2D(Layer):
 
     def backward(self, dy):
         dx = self._bufs.get("dx", dy.shape[0], self.input_shape)
-        self.backend.maxpool_backward(dy, self.argmax, self.y, dx, self.pool, self.mask_input_grad)
+        self.backend.maxpool_backward(dy, self.argmax, self.y, dx, self.pool, self.plan.mask_input_grad)
         return dx
 
     def get_config(self):

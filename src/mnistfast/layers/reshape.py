@@ -5,7 +5,9 @@ batched transpose (skipped when C or H*W is 1, where both orders agree). Flatten
 yields (C, H, W) order, and a Dense layer after it takes the same weights as in PyTorch. When a
 Dense reads the flat vector, the transpose moves into that layer's weights instead: Flatten passes
 the channels-last data on unchanged and the Dense keeps its weight rows in that order, putting
-them back in (C, H, W) order whenever they cross the API (get_params, set_params, saving).
+them back in (C, H, W) order whenever they cross the API (get_params, set_params, saving). That
+choice is the fusion plan's (``flatten_order`` in ``mnistfast.fusion``): the layer sees it as
+``plan.pass_through``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ class Reshape(Layer):
         if sum(d == -1 for d in shape) > 1 or any(d < 1 and d != -1 for d in shape) or not shape:
             raise ValueError(f"{type(self).__name__}: bad target shape {shape}")
         self.shape = shape
-        self.folded = False
 
     def compute_output_shape(self, input_shape):
         size = int(np.prod(input_shape, dtype=np.int64))
@@ -40,18 +41,15 @@ class Reshape(Layer):
     def _needs_transpose(shape):
         return len(shape) == 3 and shape[2] > 1 and shape[0] * shape[1] > 1
 
-    def fold_order_into(self, nxt) -> None:
-        src = self.input_shape
-        self.folded = len(self.output_shape) == 1 and self._needs_transpose(src) and nxt.takes_input_order
-        if self.folded:
-            h, w, c = src  # input i of the channels-last vector is input order[i] in (C, H, W) order
-            nxt.input_order = np.arange(c * h * w).reshape(c, h * w).T.ravel()
+    def reorders_to_vector(self) -> bool:
+        """A multi-channel image to a vector: a real transpose (see ``mnistfast.fusion``)."""
+        return len(self.output_shape) == 1 and self._needs_transpose(self.input_shape)
 
     def _move(self, x, src_shape, dst_shape, name):
         """``x`` (n, *src_shape) -> (n, *dst_shape), through the API's flat (C, H, W) order (or,
-        folded, the internal one: a reshape)."""
+        passing through, the internal one: a reshape)."""
         be, n = self.backend, x.shape[0]
-        if self.folded:
+        if self.plan.pass_through:
             return be.reshape(x, (n, *dst_shape))
         if self._needs_transpose(src_shape):  # (n, HW, C) -> (n, C, HW)
             h, w, c = src_shape
