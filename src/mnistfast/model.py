@@ -9,60 +9,20 @@ buffer (and their gradients in another), so an optimizer step is one kernel call
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from .backends import get_backend
-from .callbacks import Callback, History
+from .callbacks import History
 from .fusion import FusionPlan, check_fusions
 from .layers import Layer
 from .layers.base import Buffers, api_shape, internal_shape
 from .optim import SGD, Optimizer
-from .progress import ProgressBar
 from .schedules import make_schedule
 from .storage import MODEL_FORMAT, write_model
+from .training import BatchSource, LastGoodWeights, TrainingMetrics
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-# fit reads its running loss back from the backend when the progress bar redraws, and at least
-# this often (to notice a diverging run): never every step, which would stall a GPU.
-METRICS_EVERY = 50
-
-# A run has diverged when the mean loss since the last read is not finite or exceeds this many
-# times its first step's loss (or ln(classes), if larger). Healthy runs stay below 1x; blow-ups
-# reach 1e20 within steps, long before the loss turns NaN.
-DIVERGENCE_FACTOR = 10.0
-
-
-class _DivergenceWatch:
-    """Judges the running loss sum of an epoch, read every so often (see DIVERGENCE_FACTOR)."""
-
-    def __init__(self, n_classes: int):
-        self.first = True  # the first step's loss is the reference
-        self.limit = math.inf
-        self.floor = math.log(max(2, n_classes))
-        self._sum, self._seen = 0.0, 0
-
-    def new_epoch(self) -> None:
-        self._sum, self._seen = 0.0, 0
-
-    def check(self, loss_sum: float, seen: int) -> str | None:
-        """``loss_sum`` over the ``seen`` samples of this epoch so far; a reason, or None."""
-        if seen == self._seen:
-            return None
-        window = (loss_sum - self._sum) / (seen - self._seen)
-        self._sum, self._seen = loss_sum, seen
-        if not math.isfinite(window):
-            return f"the loss is {window}"
-        if self.first:
-            self.first = False
-            self.limit = DIVERGENCE_FACTOR * max(window, self.floor)
-            return None
-        if window > self.limit:
-            return (f"the mean loss of the last steps is {window:.4g}, over {DIVERGENCE_FACTOR:g}x where it started "
-                    f"({self.limit / DIVERGENCE_FACTOR:.4g})")
-        return None
 
 
 def _is_device_array(a) -> bool:
@@ -323,127 +283,35 @@ class Sequential:
         an ``mf.augment.RandomAffine`` applied to every training batch on the backend (image
         models only; seeded by the model's seed and the step, unless it has its own seed).
         """
-        X = self._check_x(X, fitting=True)
-        y = self._check_y(y, len(X))
-        if validation_split:
-            if validation_data is not None:
-                raise ValueError("fit: pass validation_data or validation_split, not both")
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must lie strictly between 0 and 1, got {validation_split}")
-            cut = len(X) - int(round(len(X) * validation_split))
-            if cut in (0, len(X)):
-                raise ValueError(f"validation_split {validation_split} of {len(X)} samples leaves an empty split")
-            X, y, validation_data = X[:cut], y[:cut], (X[cut:], y[cut:])
-        if validation_data is not None:
-            Xv, yv = validation_data
-            Xv = self._check_x(Xv, "validation X")
-            yv = self._check_y(yv, len(Xv), "validation y")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if optimizer is None:
-            optimizer = SGD(lr=0.1 if lr is None else lr)
-        elif lr is not None:
-            raise ValueError("fit: pass lr to the optimizer (e.g. mf.optim.Adam(lr=...)), not beside it")
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be an mf.optim optimizer, got {type(optimizer).__name__}")
+        X, y, validation = self._fit_data(X, y, validation_data, validation_split)
+        epochs, batch_size = _count("epochs", epochs, 0), _count("batch_size", batch_size, 1)
+        optimizer = _fit_optimizer(optimizer, lr)
         be = self.backend
         optimizer.bind(self.flat_params, self.flat_grads, be)
-        n = len(X)
-        batch_size = min(int(batch_size), n)
-        steps = -(-n // batch_size)
-        schedule = make_schedule(lr_schedule, optimizer.initial_lr, epochs, steps)
+        source = BatchSource(be, X, y, batch_size, self._rng if shuffle else None, augment, self.seed)
+        schedule = make_schedule(lr_schedule, optimizer.initial_lr, epochs, source.steps)
+        metrics = TrainingMetrics(be, self.n_classes, source.steps, epochs, verbose, callbacks)
+        good = LastGoodWeights(be, self.flat_params)
+        history = History()
         self.stop_training = False
         self.lr_scale, self.lr_floor = 1.0, 0.0  # set by ReduceLROnPlateau
-
-        def set_lr(epoch, step):
-            lr = schedule(epoch, step) * self.lr_scale
-            optimizer.lr = max(lr, self.lr_floor) if self.lr_scale < 1.0 else lr
-
-        sample = X.shape[1:]
-        # Read only (rows gathered per step, then viewed as samples): host backends share X and y.
-        X_dev = be.to_device(X.reshape(n, -1), copy=False)
-        y_dev = be.to_device(y, copy=False)
-        xb_full = be.empty((batch_size, X_dev.shape[1]))
-        yb_full = be.empty((batch_size,), dtype=np.int64)
-        views = {}  # rows -> (x view with the sample shape, y view)
-
-        if augment is not None and len(sample) != 3:
-            raise ValueError("fit: augment needs an image model (input_shape (C, H, W))")
-        if augment is not None:
-            aug_full = be.empty((batch_size, *sample))
-            params_full = be.empty((batch_size, 6))
-
-        def batch_views(rows, x_rows, y_rows):
-            xb = be.reshape(x_rows, (rows, *sample))
-            if augment is None:
-                return xb, y_rows
-            params = be.rows(params_full, 0, rows)
-            # The optimizer's step count runs across fit calls: no two batches share parameters.
-            be.copy_from_host(params, augment.params(rows, sample[0], sample[1], self.seed, optimizer.iterations))
-            return be.affine_warp(xb, params, be.rows(aug_full, 0, rows)), y_rows
-
-        history = History()
-        totals = be.zeros((4,), dtype=np.float64)
-        # Callbacks that override on_batch_end get each step's loss: the only per-step read-back.
-        batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
-        good = be.to_host(self.flat_params)  # the last good weights, restored if the run diverges
-        good_at = "their values before this fit"
-        watch = _DivergenceWatch(self.n_classes)
         for cb in callbacks:
             cb.set_context(self, optimizer)
             cb.on_train_begin({})
-        global_step = 0
         try:
             for epoch in range(1, epochs + 1):
-                set_lr(epoch - 1, 0)
-                order = be.to_device(self._rng.permutation(n)) if shuffle else None
-                bar = ProgressBar(steps, epoch, epochs, verbose)
-                t0 = time.perf_counter()
-                be.copy_from_host(totals, np.zeros(4))
-                watch.new_epoch()
-                for step in range(steps):
-                    lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                    rows = hi - lo
-                    if order is None:
-                        xb, yb = batch_views(rows, be.rows(X_dev, lo, hi), be.rows(y_dev, lo, hi))
-                    else:
-                        if rows not in views:
-                            views[rows] = (be.rows(xb_full, 0, rows), be.rows(yb_full, 0, rows))
-                        x_rows, y_rows = views[rows]
-                        idx = be.rows(order, lo, hi)
-                        be.take_rows(X_dev, idx, x_rows)
-                        be.take(y_dev, idx, y_rows)
-                        xb, yb = batch_views(rows, x_rows, y_rows)
-                    if schedule.per == "step":
-                        set_lr(epoch - 1, step)
-                    self.train_step(xb, yb, optimizer, totals)
-                    done = step + 1
-                    global_step += 1
-                    if batch_callbacks or bar.due(done) or done % METRICS_EVERY == 0 or watch.first:
-                        t = be.to_host(totals)
-                        problem = watch.check(t[0], hi)
-                        if problem:
-                            self._diverged(good, good_at, f"epoch {epoch}, step {done}: {problem}")
-                        bar.update(done, t[0] / hi, t[1] / hi)
-                        for cb in batch_callbacks:
-                            cb.on_batch_end(global_step - 1, {"loss": float(t[2]), "correct": int(t[3]),
-                                                              "size": rows, "lr": optimizer.lr})
-                t = be.to_host(totals)
-                problem = watch.check(t[0], n)
+                self._fit_epoch(epoch, source, optimizer, schedule, metrics, good)
+                logs, problem = metrics.end_epoch(source.n, optimizer.lr)
                 if not problem and not math.isfinite(be.sum_squares(self.flat_params)):
                     problem = "the parameters are no longer finite"
                 if problem:
-                    self._diverged(good, good_at, f"epoch {epoch}: {problem}")
-                good, good_at = be.to_host(self.flat_params), f"their values after epoch {epoch}"
-                logs = {"loss": float(t[0]) / n, "accuracy": float(t[1]) / n, "lr": optimizer.lr,
-                        "time": time.perf_counter() - t0}
-                if validation_data is not None:
-                    val = self._evaluate_prepared(Xv, yv)
+                    good.restore(f"epoch {epoch}: {problem}")
+                good.keep(epoch)
+                if validation is not None:
+                    val = self._evaluate_prepared(*validation)
                     logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
                 history.append(epoch, logs)
-                bar.finish(logs)
+                metrics.bar.finish(logs)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -454,10 +322,41 @@ class Sequential:
             cb.on_train_end(history.history)
         return history
 
-    def _diverged(self, good, good_at: str, where: str):
-        self.backend.copy_from_host(self.flat_params, good)
-        raise FloatingPointError(f"training diverged at {where}; the weights are restored to {good_at}. "
-                                 "Try a smaller learning rate, or inputs scaled to [0, 1]")
+    def _fit_epoch(self, epoch, source, optimizer, schedule, metrics, good) -> None:
+        """One pass over ``source``: a training step per batch, the metrics read when due."""
+        self._set_lr(optimizer, schedule, epoch - 1, 0)
+        metrics.start_epoch(epoch)
+        per_step = schedule.per == "step"
+        for step, (xb, yb, seen) in enumerate(source.epoch(lambda: optimizer.iterations)):
+            if per_step:
+                self._set_lr(optimizer, schedule, epoch - 1, step)
+            self.train_step(xb, yb, optimizer, metrics.totals)
+            problem = metrics.after_step(step + 1, seen, xb.shape[0], optimizer.lr)
+            if problem:
+                good.restore(f"epoch {epoch}, step {step + 1}: {problem}")
+
+    def _set_lr(self, optimizer, schedule, epoch_index, step) -> None:
+        lr = schedule(epoch_index, step) * self.lr_scale
+        optimizer.lr = max(lr, self.lr_floor) if self.lr_scale < 1.0 else lr
+
+    def _fit_data(self, X, y, validation_data, validation_split):
+        """Checked training arrays and the validation pair (or None) for ``fit``."""
+        X = self._check_x(X, fitting=True)
+        y = self._check_y(y, len(X))
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("fit: pass validation_data or validation_split, not both")
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must lie strictly between 0 and 1, got {validation_split}")
+            cut = len(X) - int(round(len(X) * validation_split))
+            if cut in (0, len(X)):
+                raise ValueError(f"validation_split {validation_split} of {len(X)} samples leaves an empty split")
+            return X[:cut], y[:cut], (X[cut:], y[cut:])
+        if validation_data is None:
+            return X, y, None
+        Xv, yv = validation_data
+        Xv = self._check_x(Xv, "validation X")
+        return X, y, (Xv, self._check_y(yv, len(Xv), "validation y"))
 
     def _prepare_input(self, X, what="X"):
         """(array, on_device): a checked host array, or a backend view of a device array (CuPy,
@@ -584,3 +483,19 @@ class Sequential:
     def __repr__(self) -> str:
         shape = f", input_shape={self.input_shape}" if self.built else ""
         return f"Sequential({len(self.layers)} layers{shape}, backend={self.backend.name!r})"
+
+
+def _count(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be a {'positive' if low else 'non-negative'} integer, got {value!r}")
+    return int(value)
+
+
+def _fit_optimizer(optimizer, lr) -> Optimizer:
+    if optimizer is None:
+        return SGD(lr=0.1 if lr is None else lr)
+    if lr is not None:
+        raise ValueError("fit: pass lr to the optimizer (e.g. mf.optim.Adam(lr=...)), not beside it")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be an mf.optim optimizer, got {type(optimizer).__name__}")
+    return optimizer
