@@ -1,7 +1,7 @@
 import pytest
 
 import mnistfast as mf
-from mnistfast.bench import steady_allocator
+from mnistfast.bench.cpu import steady_allocator
 
 # The baselines allocate every step; give them glibc's large-block reuse from the start, as
 # `mnistfast bench` does (see steady_allocator).

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mnistfast as mf
-from mnistfast import bench_cuda
-from mnistfast.bench import CNN_BATCH, CNN_LR, LR, cnn_epoch_flops, epoch_flops, gemm_flops
+from mnistfast.bench import cuda as bench_cuda
+from mnistfast.bench.cpu import CNN_BATCH, CNN_LR, LR, cnn_epoch_flops, epoch_flops, gemm_flops
 
 problem = mf.backends.cuda_status()
 pytestmark = pytest.mark.skipif(problem is not None or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from mnistfast.bench import GEMM_SHAPES, SETTLE_S, gemm_flops, gemm_runner
+from mnistfast.bench.cpu import GEMM_SHAPES, SETTLE_S, gemm_flops, gemm_runner
 
 
 @pytest.mark.parametrize("impl", ["numpy", "cpp"])

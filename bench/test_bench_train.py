@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from mnistfast.bench import (CNN_BATCH, SETTLE_S, TRAIN_CONFIGS, cnn_epoch_flops, epoch_flops, have_torch,
+from mnistfast.bench.cpu import (CNN_BATCH, SETTLE_S, TRAIN_CONFIGS, cnn_epoch_flops, epoch_flops, have_torch,
                              lean_numpy_epoch, mnistfast_cnn_epoch, mnistfast_epoch, torch_cnn_epoch, torch_epoch)
 
 IMPLS = ["numpy reference", "lean numpy", "cpp", "pytorch"]

@@ -134,7 +134,7 @@ def test_cuda_kernels_check_their_arguments():
 @needs_cuda
 def test_cuda_bench_runners_run(small_digits):
     """The GPU benchmark's pieces, on tiny sizes (its timings mean something only on a GPU)."""
-    from mnistfast import bench_cuda
+    from mnistfast.bench import cuda as bench_cuda
 
     X, _, y = small_digits
     be = mf.get_backend("cuda")

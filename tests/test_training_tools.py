@@ -155,7 +155,7 @@ def test_ensemble_averages_probabilities(mnist_small, tmp_path):
 def test_bench_fixes_the_allocator_threshold_where_glibc_runs():
     import platform
 
-    from mnistfast.bench import steady_allocator
+    from mnistfast.bench.cpu import steady_allocator
 
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert steady_allocator() is glibc

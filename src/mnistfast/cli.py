@@ -204,12 +204,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from .bench import cpu as bench
 
     if args.fast_cnn:
         report = bench.fast_cnn_race(args.fast_cnn, threads=args.threads, include_torch=not args.no_torch)
     elif args.backend == "cuda":
-        from . import bench_cuda
+        from .bench import cuda as bench_cuda
 
         report = bench_cuda.run(rounds=args.rounds, quick=args.quick)
     else:

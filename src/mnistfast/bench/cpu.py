@@ -66,7 +66,7 @@ def gemm_runner(impl: str, M, N, K, trans_a, trans_b, threads=None):
         A, B = (a.T if trans_a else a), (b.T if trans_b else b)  # views: BLAS sees the transpose flag
         return lambda: np.matmul(A, B, out=out)
     if impl == "cpp":
-        from .backends import CppBackend
+        from ..backends import CppBackend
 
         be = CppBackend(threads=threads)
         return lambda: be.gemm(a, b, out, trans_a, trans_b)
@@ -112,14 +112,14 @@ def lean_numpy_epoch(X, y, layers, batch_size, lr=LR, seed=0):
 
 
 def _backend(name, threads):
-    from .backends import get_backend
+    from ..backends import get_backend
 
     return get_backend(name, **({"threads": threads} if name == "cpp" else {}))
 
 
 def mnistfast_epoch(X, y, layers, batch_size, backend, lr=LR, seed=0, threads=None):
     """One ``fit`` epoch; returns the epoch's own time (input validation, once per fit, excluded)."""
-    from .presets import MLP
+    from ..presets import MLP
 
     model = MLP(layers, backend=_backend(backend, threads), seed=seed)
     return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, verbose=0).history["time"][0]
@@ -179,8 +179,8 @@ def conv_flops(N, H, W, C, F, backward=False, with_dx=True):
 
 def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None):
     """One epoch of ``mf.CNN("basic")`` with Adam; returns the epoch's own time."""
-    from .optim import Adam
-    from .presets import CNN
+    from ..optim import Adam
+    from ..presets import CNN
 
     model = CNN("basic", backend=_backend(backend, threads), seed=seed)
     opt = Adam(lr=CNN_LR)
@@ -307,8 +307,8 @@ def interleaved_medians(runners: dict, rounds: int, calls: int = 1, warmup: int 
 def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, include_torch: bool = True,
         quick: bool = False, log=print) -> dict:
     """Measure everything and return the report (also printed through ``log``)."""
-    from .backends import CppBackend
-    from .data import load_mnist
+    from ..backends import CppBackend
+    from ..data import load_mnist
 
     steady_allocator()
     be = CppBackend(threads=threads)
@@ -397,7 +397,7 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
 
 
 def write_report(report: dict, path) -> None:
-    from .storage import write_json
+    from ..storage import write_json
 
     write_json(path, report)
 
@@ -410,8 +410,8 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
     import torch
     from torch import nn
 
-    from .presets import RECIPES
-    from .schedules import get_schedule
+    from ..presets import RECIPES
+    from ..schedules import get_schedule
 
     r = RECIPES["cnn-fast"]
     torch.manual_seed(seed)
@@ -444,7 +444,7 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
 
 def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0):
     """``mf.CNN("fast")`` with its recipe on cpp: (training seconds, test accuracy)."""
-    from .presets import CNN
+    from ..presets import CNN
 
     model = CNN("fast", backend=_backend("cpp", threads), seed=seed)
     t0 = time.perf_counter()
@@ -456,8 +456,8 @@ def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0):
 def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -> dict:
     """Both implementations of the cnn-fast recipe over ``seeds`` seeds, interleaved: training time
     (data already in memory) and test accuracy of each run, and their medians and means."""
-    from .backends import CppBackend
-    from .data import load_mnist
+    from ..backends import CppBackend
+    from ..data import load_mnist
 
     steady_allocator()
     threads = CppBackend(threads=threads).threads

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bench import CNN_BATCH, CNN_LR, LR, cnn_epoch_flops, epoch_flops, gemm_flops, interleaved_medians
+from .cpu import CNN_BATCH, CNN_LR, LR, cnn_epoch_flops, epoch_flops, gemm_flops, interleaved_medians
 
 GEMM_SIZES = (1024, 4096)
 MLP_LAYERS = (784, 128, 64, 10)
@@ -113,7 +113,7 @@ def have_torch_cuda() -> bool:
 def host_overhead_per_step(be, X, y, steps: int = 200) -> float:
     """Seconds of host time per training step: an MLP step at batch 8 does almost no GPU work, so
     its wall time is the Python and launch cost of a step."""
-    from .presets import MLP
+    from ..presets import MLP
 
     model = MLP(list(MLP_LAYERS), backend=be, seed=0)
     n = 8 * steps
@@ -125,14 +125,14 @@ def host_overhead_per_step(be, X, y, steps: int = 200) -> float:
 def time_to_accuracy(be, X, y, Xt, yt, target=TARGET_ACCURACY):
     """Training seconds until the basic CNN's recipe first reaches ``target`` test accuracy (checked
     after each epoch, outside the clock), or None within the recipe's epochs; and the accuracy."""
-    from .presets import CNN
+    from ..presets import CNN
 
     model = CNN("basic", backend=be, seed=0)
     kwargs = model.recipe.fit_kwargs()
     epochs, schedule = kwargs.pop("epochs"), kwargs.pop("lr_schedule")
     opt = kwargs.pop("optimizer")
     base_lr = opt.lr
-    from .schedules import make_schedule
+    from ..schedules import make_schedule
 
     lr_at = make_schedule(schedule, base_lr, epochs)
     spent, acc = 0.0, 0.0
@@ -146,10 +146,10 @@ def time_to_accuracy(be, X, y, Xt, yt, target=TARGET_ACCURACY):
 
 
 def run(rounds: int = 5, quick: bool = False, log=print) -> dict:
-    from .backends import get_backend
-    from .data import load_mnist
-    from .optim import SGD, Adam
-    from .presets import CNN, MLP
+    from ..backends import get_backend
+    from ..data import load_mnist
+    from ..optim import SGD, Adam
+    from ..presets import CNN, MLP
 
     be = get_backend("cuda")
     if be.simulator:
