@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import KERNELS, Backend
+from .base import Backend
+from .contract import KERNELS
 from .cpp_backend import CppBackend
 from .cuda_backend import CudaBackend, cuda_status
 from .numpy_backend import NumpyBackend

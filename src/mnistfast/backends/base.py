@@ -16,44 +16,45 @@ memory (``numpy`` and ``cpp``); the kernels are the subclasses'.
 
 from __future__ import annotations
 
-import math
+import functools
+import inspect
 
 import numpy as np
 
-
-def shape_str(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+from .contract import KERNELS, ArrayView, validate
 
 
-def conv_geometry(fn, h, w, oh, ow, kernel, stride, padding):
-    """Checked convolution geometry: (kh, kw, sh, sw, ph, pw, pad_bottom, pad_right), where the
-    bottom/right padding is the zeros that make every window of the ``oh x ow`` output lie inside
-    the padded image."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    if min(kh, kw, sh, sw) < 1 or ph < 0 or pw < 0 or ph >= kh or pw >= kw:
-        raise ValueError(f"{fn}: bad kernel {kernel}, stride {stride} or padding {padding}")
-    if oh < 1 or ow < 1 or (oh - 1) * sh - ph >= h or (ow - 1) * sw - pw >= w:
-        raise ValueError(f"{fn}: output {oh}x{ow} has windows past the padded {h}x{w} input")
-    pad_bottom = max(0, (oh - 1) * sh + kh - ph - h)
-    pad_right = max(0, (ow - 1) * sw + kw - pw - w)
-    return kh, kw, sh, sw, ph, pw, pad_bottom, pad_right
+def checked(name=None):
+    """Decorate a backend's kernel method so that its arguments are validated against the
+    contract of kernel ``name`` (the method's own name by default) before it runs."""
 
+    def wrap(method):
+        kernel = KERNELS[name or method.__name__]
+        signature = inspect.signature(method)
 
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            validate(kernel, bound.arguments, self.dtype, self.array_view, self.checks_values)
+            return method(self, *args, **kwargs)
 
+        run.kernel = kernel
+        return run
 
-def activation_code(fn, kind, alpha) -> int:
-    """The index of ``kind`` in ACTIVATIONS, after checking it and leaky_relu's alpha."""
-    if kind not in ACTIVATIONS:
-        raise ValueError(f"{fn}: unknown activation {kind!r} ({', '.join(ACTIVATIONS)})")
-    if kind == "leaky_relu" and not (math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"{fn}: leaky_relu needs a finite alpha >= 0, got {alpha}")
-    return ACTIVATIONS.index(kind)
+    return wrap
 
 
 class Backend:
+    """The array methods of host backends; see the module docstring."""
+
     name = "abstract"
     dtype = np.dtype(np.float32)
+    # How the contract validator (``checked``) sees this backend's arrays, and whether it runs the
+    # rules that read array values (label and index ranges): a device backend would wait for the
+    # GPU to read them, so it leaves them out.
+    array_view = ArrayView()
+    checks_values = True
 
     # -- arrays ---------------------------------------------------------------------------------
     def empty(self, shape, dtype=None):
@@ -121,13 +122,6 @@ class Backend:
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
         raise NotImplementedError
 
-    def _bn_check(self, fn, x, **vectors):
-        """Batch norm's arguments: ``x`` (rows, C) and per-column vectors of C (via ``self._arr``)."""
-        x = self._arr(fn, "x", x, 2)
-        for name, v in vectors.items():
-            self._arr(fn, name, v, shape=(x.shape[1],))
-        return x
-
     def xent_accumulate(self, logits, labels, dlogits, totals):
         """softmax_xent, with the results added to the float64 backend array ``totals`` of 4:
         ``[sum of row losses, correct count, this batch's mean loss, its correct count]``. Training
@@ -140,6 +134,7 @@ class Backend:
         totals[2] = loss
         totals[3] = correct
 
+    @checked()
     def conv2d_maxpool_forward(self, x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False):
         """conv2d_forward into a ``(N, *conv_hw, F)`` map, then maxpool_forward of it into ``out``
         and ``argmax``. This composition is the definition; a backend may fuse the two (cpp does for
@@ -149,6 +144,7 @@ class Backend:
         self.conv2d_forward(x, w, b, conv, kernel, stride, padding, relu)
         return self.maxpool_forward(conv, out, argmax, pool)
 
+    @checked()
     def conv2d_maxpool_backward(self, dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool,
                                 relu_mask=False, dx=None):
         """maxpool_backward of the pooled gradient ``dy``, then conv2d_backward for ``dw``, ``db``
@@ -170,38 +166,3 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.dtype}>"
-
-
-# Every kernel a backend provides, with its arguments (outputs are caller-supplied arrays):
-KERNELS = {
-    "gemm": "a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0",
-    "linear_forward": "x, w, b, out, relu=False -> out = relu?(x @ w + b)",
-    "linear_backward_input": "dy, w, y, out -> out = (dy @ w.T) * (y > 0); y=None: no mask",
-    "linear_weight_grad": "x, dy, dw, db, alpha=1.0, beta=0.0 -> dw = alpha * x.T @ dy + beta * dw, "
-                          "db = alpha * dy.sum(axis=0) + beta * db",
-    "relu_backward": "dy, y, out -> out = dy * (y > 0)",
-    "bias_grad": "dy, out -> out = dy.sum(axis=0)",
-    "softmax_xent": "logits, labels, dlogits=None -> (mean loss, n correct)",
-    "xent_accumulate": "logits, labels, dlogits, totals -> totals += (loss sum, correct); totals[2:] = this batch's",
-    "take_rows": "src, idx, out -> out[i] = src[idx[i]]",
-    "conv2d_forward": "x, w, b, out, kernel, stride, padding, relu=False",
-    "conv2d_backward": "dy, x, w, dw, db, dx, kernel, stride, padding",
-    "conv2d_maxpool_forward": "x, w, b, out, argmax, kernel, stride, padding, conv_hw, pool, relu=False",
-    "conv2d_maxpool_backward": "dy, argmax, out, x, w, dw, db, kernel, stride, padding, conv_hw, pool, relu_mask=False, "
-                               "dx=None",
-    "maxpool_forward": "x, out, argmax, pool",
-    "maxpool_backward": "dy, argmax, out, dx, pool, relu_mask=False",
-    "global_avgpool_forward": "x, out",
-    "global_avgpool_backward": "dy, dx",
-    "batchnorm_forward_train": "x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps, momentum",
-    "batchnorm_forward_infer": "x, gamma, beta, running_mean, running_var, y, eps",
-    "batchnorm_backward": "dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta",
-    "activation_forward": "x, y, kind, alpha=0.0",
-    "activation_backward": "dy, y, dx, kind, alpha=0.0",
-    "dropout": "x, y, rate, seed, step",
-    "batched_transpose": "x, out -> out[b] = x[b].T",
-    "affine_warp": "x, params, out -> per-image affine warp (NHWC), bilinear, zero outside",
-    "sgd_step": "param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value",
-    "adam_step": "param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale, clip_value",
-    "sum_squares": "x -> float",
-}

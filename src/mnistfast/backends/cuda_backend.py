@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from .base import Backend, activation_code, conv_geometry, shape_str
+from .base import Backend, checked
+from .contract import ACTIVATIONS, ArrayView, conv_geometry
 
 # Im2col patches are built for a chunk of images at a time, capped at this many floats (64 MiB),
 # so that a large evaluation batch does not allocate a patch matrix of gigabytes.
@@ -52,9 +53,32 @@ def cuda_status() -> str | None:
         return f"CUDA initialisation failed: {e}"
 
 
+class DeviceArrayView(ArrayView):
+    """Numba device arrays (the simulator's included) as the contract validator sees them."""
+
+    kind = "cuda device array (backend.to_device)"
+
+    def is_array(self, a) -> bool:
+        return bool(getattr(a, "__cuda_ndarray__", False))
+
+    def extent(self, a):
+        # A real device array exports __cuda_array_interface__; the simulator's wraps a host array.
+        iface = a.__cuda_array_interface__ if hasattr(a, "__cuda_array_interface__") else a.__array_interface__
+        start = iface["data"][0]
+        return start, start + a.size * a.dtype.itemsize
+
+    def writable(self, a) -> bool:
+        return True
+
+    def contiguous(self, a) -> bool:
+        return a.is_c_contiguous()
+
+
 class CudaBackend(Backend):
     name = "cuda"
     dtype = np.dtype(np.float32)
+    array_view = DeviceArrayView()
+    checks_values = False
 
     def __init__(self, dtype=np.float32, device: int | None = None):
         if np.dtype(dtype) != np.float32:
@@ -114,20 +138,6 @@ class CudaBackend(Backend):
             raise TypeError(f"{type(a).__name__} is not a device array: it does not export __cuda_array_interface__")
         return self._cuda.as_cuda_array(a)
 
-    # -- argument checks ------------------------------------------------------------------------
-    def _arr(self, fn, name, a, ndim=None, shape=None, dtype=np.float32):
-        if not self._is_device(a):
-            raise TypeError(f"{fn}: {name} must be a cuda device array (backend.to_device), got {type(a).__name__}")
-        if a.dtype != np.dtype(dtype):
-            raise TypeError(f"{fn}: {name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
-        if ndim is not None and len(a.shape) != ndim:
-            raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {shape_str(a.shape)}")
-        if shape is not None and tuple(a.shape) != tuple(shape):
-            raise ValueError(f"{fn}: {name} has shape {shape_str(a.shape)}, expected {shape_str(shape)}")
-        if not a.is_c_contiguous():
-            raise ValueError(f"{fn}: {name} must be C-contiguous")
-        return a
-
     def _flat(self, a):
         return a.reshape(int(np.prod(a.shape, dtype=np.int64)))
 
@@ -143,69 +153,43 @@ class CudaBackend(Backend):
                                         self._no_mat if mask is None else mask, int(mask is not None))
         return out
 
+    @checked("gemm")
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
-        self._arr("gemm", "a", a, 2)
-        self._arr("gemm", "b", b, 2)
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-        if k != k2:
-            raise ValueError(f"gemm: inner dimensions differ: op(a) is ({m}, {k}) but op(b) is ({k2}, {n})")
-        self._arr("gemm", "out", out, shape=(m, n))
         return self._sgemm(a, b, out, trans_a, trans_b, alpha, beta)
 
+    @checked()
     def linear_forward(self, x, w, b, out, relu=False):
-        x = self._arr("linear_forward", "x", x, 2)
-        self._arr("linear_forward", "w", w, 2)
-        self._arr("linear_forward", "w", w, shape=(x.shape[1], w.shape[1]))
-        self._arr("linear_forward", "b", b, shape=(w.shape[1],))
-        self._arr("linear_forward", "out", out, shape=(x.shape[0], w.shape[1]))
         return self._sgemm(x, w, out, bias=b, relu=relu)
 
+    @checked()
     def linear_backward_input(self, dy, w, y, out):
-        dy = self._arr("linear_backward_input", "dy", dy, 2)
-        self._arr("linear_backward_input", "w", w, 2)
-        self._arr("linear_backward_input", "w", w, shape=(w.shape[0], dy.shape[1]))
-        self._arr("linear_backward_input", "out", out, shape=(dy.shape[0], w.shape[0]))
-        if y is not None:
-            self._arr("linear_backward_input", "y", y, shape=out.shape)
         return self._sgemm(dy, w, out, trans_b=True, mask=y)
 
+    @checked()
     def relu_backward(self, dy, y, out):
         return self.activation_backward(dy, y, out, "relu")
 
+    @checked()
     def bias_grad(self, dy, out):
-        dy = self._arr("bias_grad", "dy", dy, 2)
-        self._arr("bias_grad", "out", out, shape=(dy.shape[1],))
         self._red.launch_columns(self._red.column_sums, dy.shape[1], dy, out, 1.0, 0.0)
         return out
 
+    @checked()
     def linear_weight_grad(self, x, dy, dw, db, alpha=1.0, beta=0.0):
-        fn = "linear_weight_grad"
-        x = self._arr(fn, "x", x, 2)
-        dy = self._arr(fn, "dy", dy, 2)
-        self._arr(fn, "dy", dy, shape=(x.shape[0], dy.shape[1]))
-        self._arr(fn, "dw", dw, shape=(x.shape[1], dy.shape[1]))
-        self._arr(fn, "db", db, shape=(dy.shape[1],))
         self._sgemm(x, dy, dw, trans_a=True, alpha=alpha, beta=beta)
         if dy.shape[1]:
             self._red.launch_columns(self._red.column_sums, dy.shape[1], dy, db, alpha, beta)
 
+    @checked()
     def xent_accumulate(self, logits, labels, dlogits, totals):
-        fn = "softmax_xent"
-        logits = self._arr(fn, "logits", logits, 2)
-        rows, cols = logits.shape
-        if rows == 0 or cols == 0:
-            raise ValueError(f"{fn}: logits is empty, shape {shape_str(logits.shape)}")
-        self._arr(fn, "labels", labels, shape=(rows,), dtype=np.int64)
-        self._arr(fn, "totals", totals, shape=(4,), dtype=np.float64)
-        if dlogits is not None:
-            self._arr(fn, "dlogits", dlogits, shape=logits.shape)
+        rows = logits.shape[0]
         row_loss = self._workspace("row_loss", (rows,), np.float64)
         row_correct = self._workspace("row_correct", (rows,), np.float64)
         self._run(self._red.softmax_xent_rows, rows, logits, labels, self._no_mat if dlogits is None else dlogits,
                   int(dlogits is not None), row_loss, row_correct)
         self._red.accumulate_totals[1, self._launch.REDUCE_THREADS](row_loss, row_correct, rows, totals)
 
+    @checked()
     def softmax_xent(self, logits, labels, dlogits=None):
         """(mean loss, correct count); reads them back, so it waits for the GPU."""
         totals = self._workspace("xent_totals", (4,), np.float64)
@@ -214,40 +198,28 @@ class CudaBackend(Backend):
         t = totals.copy_to_host()
         return float(t[2]), int(t[3])
 
+    @checked()
     def take_rows(self, src, idx, out):
-        src = self._arr("take_rows", "src", src, 2)
-        self._arr("take_rows", "idx", idx, 1, dtype=np.int64)
-        self._arr("take_rows", "out", out, shape=(idx.shape[0], src.shape[1]))
         self._run(self._ew.take_rows, out.shape[0] * out.shape[1], src, idx, out)
         return out
 
     def take(self, src, idx, out):
-        self._arr("take", "src", src, 1, dtype=np.int64)
-        self._arr("take", "idx", idx, 1, dtype=np.int64)
-        self._arr("take", "out", out, shape=idx.shape, dtype=np.int64)
         self._run(self._ew.take_labels, out.shape[0], src, idx, out)
         return out
 
     # -- convolution ----------------------------------------------------------------------------
-    def _conv_args(self, fn, x, w, oh, ow, f, kernel, stride, padding):
+    def _conv_args(self, fn, x, oh, ow, kernel, stride, padding):
         n, h, wd, c = x.shape
         kh, kw, sh, sw, ph, pw, _, _ = conv_geometry(fn, h, wd, oh, ow, kernel, stride, padding)
-        self._arr(fn, "w", w, shape=(kh * kw * c, f))
         # Images per chunk so that the patch matrix stays within the workspace cap.
         per_image = oh * ow * kh * kw * c
         chunk = max(1, min(n, WORKSPACE_FLOATS // max(1, per_image)))
         return (kh, kw, sh, sw, ph, pw), chunk
 
+    @checked()
     def conv2d_forward(self, x, w, b, out, kernel, stride, padding, relu=False):
-        fn = "conv2d_forward"
-        x = self._arr(fn, "x", x, 4)
-        out = self._arr(fn, "out", out, 4)
         n, oh, ow, f = out.shape
-        if n != x.shape[0]:
-            raise ValueError(f"{fn}: out has shape {shape_str(out.shape)} for {x.shape[0]} images")
-        (kh, kw, sh, sw, ph, pw), chunk = self._conv_args(fn, x, w, oh, ow, f, kernel, stride, padding)
-        if b is not None:
-            self._arr(fn, "b", b, shape=(f,))
+        (kh, kw, sh, sw, ph, pw), chunk = self._conv_args("conv2d_forward", x, oh, ow, kernel, stride, padding)
         taps = w.shape[0]
         out2 = out.reshape(n * oh * ow, f)
         for lo in range(0, n, chunk):
@@ -257,19 +229,10 @@ class CudaBackend(Backend):
             self._sgemm(cols, w, out2[lo * oh * ow : hi * oh * ow], bias=b, relu=relu)
         return out
 
+    @checked()
     def conv2d_backward(self, dy, x, w, dw, db, dx, kernel, stride, padding):
-        fn = "conv2d_backward"
-        x = self._arr(fn, "x", x, 4)
-        dy = self._arr(fn, "dy", dy, 4)
         n, oh, ow, f = dy.shape
-        if n != x.shape[0]:
-            raise ValueError(f"{fn}: dy has shape {shape_str(dy.shape)} for {x.shape[0]} images")
-        (kh, kw, sh, sw, ph, pw), chunk = self._conv_args(fn, x, w, oh, ow, f, kernel, stride, padding)
-        self._arr(fn, "dw", dw, shape=w.shape)
-        if db is not None:
-            self._arr(fn, "db", db, shape=(f,))
-        if dx is not None:
-            self._arr(fn, "dx", dx, shape=x.shape)
+        (kh, kw, sh, sw, ph, pw), chunk = self._conv_args("conv2d_backward", x, oh, ow, kernel, stride, padding)
         taps = w.shape[0]
         dy2 = dy.reshape(n * oh * ow, f)
         if db is not None:
@@ -288,130 +251,91 @@ class CudaBackend(Backend):
                           ph, pw)
 
     # -- pooling --------------------------------------------------------------------------------
+    @checked()
     def maxpool_forward(self, x, out, argmax, pool):
-        fn = "maxpool_forward"
-        x = self._arr(fn, "x", x, 4)
-        n, h, w, c = x.shape
-        if pool < 1 or h < pool or w < pool:
-            raise ValueError(f"{fn}: pool {pool} does not fit x {shape_str(x.shape)}")
-        pooled = (n, h // pool, w // pool, c)
-        self._arr(fn, "out", out, shape=pooled)
-        self._arr(fn, "argmax", argmax, shape=pooled, dtype=np.int32)
-        self._run(self._conv.maxpool_forward, int(np.prod(pooled)), x, out, argmax, pool)
+        self._run(self._conv.maxpool_forward, int(np.prod(out.shape)), x, out, argmax, pool)
         return out
 
+    @checked()
     def maxpool_backward(self, dy, argmax, out, dx, pool, relu_mask=False):
-        fn = "maxpool_backward"
-        dx = self._arr(fn, "dx", dx, 4)
-        n, h, w, c = dx.shape
-        if pool < 1 or h < pool or w < pool:
-            raise ValueError(f"{fn}: pool {pool} does not fit dx {shape_str(dx.shape)}")
-        pooled = (n, h // pool, w // pool, c)
-        self._arr(fn, "dy", dy, shape=pooled)
-        self._arr(fn, "argmax", argmax, shape=pooled, dtype=np.int32)
-        self._arr(fn, "out", out, shape=pooled)
         self._run(self._conv.maxpool_backward, int(np.prod(dx.shape)), dy, argmax, out, dx, pool, int(bool(relu_mask)))
         return dx
 
+    @checked()
     def global_avgpool_forward(self, x, out):
-        x = self._arr("global_avgpool_forward", "x", x, 4)
-        self._arr("global_avgpool_forward", "out", out, shape=(x.shape[0], x.shape[3]))
         self._run(self._red.global_avgpool_forward, x.shape[0] * x.shape[3], x, out)
         return out
 
+    @checked()
     def global_avgpool_backward(self, dy, dx):
-        dx = self._arr("global_avgpool_backward", "dx", dx, 4)
-        self._arr("global_avgpool_backward", "dy", dy, shape=(dx.shape[0], dx.shape[3]))
         self._run(self._conv.global_avgpool_backward, int(np.prod(dx.shape)), dy, dx)
         return dx
 
     # -- batch norm -----------------------------------------------------------------------------
+    @checked()
     def batchnorm_forward_train(self, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps,
                                 momentum):
-        x = self._bn_check("batchnorm_forward_train", x, gamma=gamma, beta=beta, save_mean=save_mean,
-                           save_invstd=save_invstd, running_mean=running_mean, running_var=running_var)
-        self._arr("batchnorm_forward_train", "y", y, shape=x.shape)
         self._red.launch_columns(self._red.batchnorm_stats, x.shape[1], x, save_mean, save_invstd, running_mean,
                                  running_var, eps, momentum)
         self._run(self._ew.batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, save_mean, save_invstd, y, eps,
                   0)
         return y
 
+    @checked()
     def batchnorm_forward_infer(self, x, gamma, beta, running_mean, running_var, y, eps):
-        x = self._bn_check("batchnorm_forward_infer", x, gamma=gamma, beta=beta, running_mean=running_mean,
-                           running_var=running_var)
-        self._arr("batchnorm_forward_infer", "y", y, shape=x.shape)
         self._run(self._ew.batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, running_mean, running_var, y,
                   eps, 1)
         return y
 
+    @checked()
     def batchnorm_backward(self, dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta):
-        x = self._bn_check("batchnorm_backward", x, gamma=gamma, save_mean=save_mean, save_invstd=save_invstd,
-                           dgamma=dgamma, dbeta=dbeta)
-        self._arr("batchnorm_backward", "dy", dy, shape=x.shape)
-        self._arr("batchnorm_backward", "dx", dx, shape=x.shape)
         self._red.launch_columns(self._red.batchnorm_grad_sums, x.shape[1], dy, x, save_mean, save_invstd, dgamma,
                                  dbeta)
         self._run(self._ew.batchnorm_input_grad, x.shape[0] * x.shape[1], dy, x, gamma, save_mean, save_invstd, dgamma,
                   dbeta, dx)
 
     # -- elementwise ----------------------------------------------------------------------------
+    @checked()
     def activation_forward(self, x, y, kind, alpha=0.0):
-        code = activation_code("activation_forward", kind, alpha)
-        self._arr("activation_forward", "x", x)
-        self._arr("activation_forward", "y", y, shape=x.shape)
+        code = ACTIVATIONS.index(kind)
         n = int(np.prod(x.shape))
         self._run(self._ew.activation_forward, n, self._flat(x), self._flat(y), code, alpha)
         return y
 
+    @checked()
     def activation_backward(self, dy, y, dx, kind, alpha=0.0):
-        code = activation_code("activation_backward", kind, alpha)
-        self._arr("activation_backward", "dy", dy)
-        self._arr("activation_backward", "y", y, shape=dy.shape)
-        self._arr("activation_backward", "dx", dx, shape=dy.shape)
+        code = ACTIVATIONS.index(kind)
         n = int(np.prod(dy.shape))
         self._run(self._ew.activation_backward, n, self._flat(dy), self._flat(y), self._flat(dx), code, alpha)
         return dx
 
+    @checked()
     def dropout(self, x, y, rate, seed, step):
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
-        self._arr("dropout", "x", x)
-        self._arr("dropout", "y", y, shape=x.shape)
         key = self._ew.dropout_key(int(seed), int(step))
         threshold = round(rate * 2**24)
         scale = float(np.float32(1.0 / (1.0 - rate)))
         self._run(self._ew.dropout, int(np.prod(x.shape)), self._flat(x), self._flat(y), key, threshold, scale)
         return y
 
+    @checked()
     def batched_transpose(self, x, out):
-        x = self._arr("batched_transpose", "x", x, 3)
-        self._arr("batched_transpose", "out", out, shape=(x.shape[0], x.shape[2], x.shape[1]))
         self._run(self._ew.batched_transpose, int(np.prod(x.shape)), x, out)
         return out
 
+    @checked()
     def affine_warp(self, x, params, out):
-        x = self._arr("affine_warp", "x", x, 4)
-        self._arr("affine_warp", "params", params, shape=(x.shape[0], 6))
-        self._arr("affine_warp", "out", out, shape=x.shape)
         self._run(self._conv.affine_warp, int(np.prod(x.shape)), x, params, out)
         return out
 
     # -- optimizers -----------------------------------------------------------------------------
+    @checked()
     def sgd_step(self, param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value):
-        self._arr("sgd_step", "param", param, 1)
-        self._arr("sgd_step", "grad", grad, shape=param.shape)
-        if momentum != 0:
-            self._arr("sgd_step", "velocity", velocity, shape=param.shape)
         self._run(self._ew.sgd_step, param.shape[0], param, grad, self._no_vec if velocity is None else velocity, lr,
                   momentum, int(bool(nesterov)), weight_decay, grad_scale, clip_value)
 
+    @checked()
     def adam_step(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale,
                   clip_value):
-        for name, a in (("param", param), ("grad", grad), ("m", m), ("v", v)):
-            self._arr("adam_step", name, a, 1, shape=param.shape)
-        if step < 1:
-            raise ValueError(f"adam_step: step counts from 1, got {step}")
         # The bias corrections in double on the host, as the C++ kernel does.
         bias1, bias2 = 1.0 - beta1**step, 1.0 - beta2**step
         step_size = float(np.float32(lr / bias1))
@@ -421,8 +345,8 @@ class CudaBackend(Backend):
         self._run(self._ew.adam_step, param.shape[0], param, grad, m, v, step_size, beta1, beta2, eps, inv_sqrt_bias2,
                   decay, l2, grad_scale, clip_value)
 
+    @checked()
     def sum_squares(self, x):
-        self._arr("sum_squares", "x", x, 1)
         blocks = self._launch.grid_blocks(-(-x.shape[0] // self._launch.REDUCE_THREADS))
         partials = self._workspace("ss_partials", (blocks,), np.float64)
         total = self._workspace("ss_total", (1,), np.float64)
