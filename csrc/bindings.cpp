@@ -190,8 +190,9 @@ py::array bias_grad(const py::object& dy_obj, const py::object& out_obj) {
     return out;
 }
 
-py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_obj, const py::object& dlogits_obj) {
-    const char* fn = "softmax_xent";
+// The loss and correct count of softmax + cross-entropy, after checking the arguments as `fn`.
+mf::XentResult checked_xent(const char* fn, const py::object& logits_obj, const py::object& labels_obj,
+                            const py::object& dlogits_obj, const py::array* totals) {
     auto logits = checked(fn, "logits", logits_obj, 2, false);
     auto labels = checked(fn, "labels", labels_obj, 1, false, py::dtype::of<int64_t>());
     const py::ssize_t rows = logits.shape(0), cols = logits.shape(1);
@@ -211,6 +212,7 @@ py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_ob
         dlogits = checked(fn, "dlogits", dlogits_obj, 2, true);
         expect_shape(fn, "dlogits", dlogits, {rows, cols});
         expect_no_alias(fn, "dlogits", dlogits, {{"logits", &logits}, {"labels", &labels}});
+        if (totals) expect_no_alias(fn, "dlogits", dlogits, {{"totals", totals}});
         d = fptr_mut(dlogits);
     }
     mf::XentResult r;
@@ -218,7 +220,32 @@ py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_ob
         py::gil_scoped_release nogil;
         r = mf::softmax_xent(fptr(logits), lab, static_cast<int>(rows), static_cast<int>(cols), d);
     }
+    return r;
+}
+
+py::tuple softmax_xent(const py::object& logits_obj, const py::object& labels_obj, const py::object& dlogits_obj) {
+    mf::XentResult r = checked_xent("softmax_xent", logits_obj, labels_obj, dlogits_obj, nullptr);
     return py::make_tuple(r.loss, r.correct);
+}
+
+// softmax_xent, with totals[0:2] += (loss sum, correct) and totals[2:4] = (mean loss, correct): the
+// running metrics of training and evaluation stay in one float64 array that is read only when shown.
+void xent_accumulate(const py::object& logits_obj, const py::object& labels_obj, const py::object& dlogits_obj,
+                     const py::object& totals_obj) {
+    const char* fn = "xent_accumulate";
+    auto totals = checked(fn, "totals", totals_obj, 1, true, py::dtype::of<double>());
+    expect_shape(fn, "totals", totals, {4});
+    if (py::isinstance<py::array>(logits_obj)) {
+        auto logits = py::reinterpret_borrow<py::array>(logits_obj);
+        expect_no_alias(fn, "totals", totals, {{"logits", &logits}});
+    }
+    mf::XentResult r = checked_xent(fn, logits_obj, labels_obj, dlogits_obj, &totals);
+    auto* t = static_cast<double*>(totals.mutable_data());
+    const double rows = static_cast<double>(py::reinterpret_borrow<py::array>(logits_obj).shape(0));
+    t[0] += r.loss * rows;
+    t[1] += static_cast<double>(r.correct);
+    t[2] = r.loss;
+    t[3] = static_cast<double>(r.correct);
 }
 
 py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const py::object& out_obj) {
@@ -309,6 +336,9 @@ PYBIND11_MODULE(_core, m) {
     k.def("bias_grad", method(&bias_grad), py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");
     k.def("softmax_xent", method(&softmax_xent), py::arg("logits"), py::arg("labels"), py::arg("dlogits") = py::none(),
           "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
+    k.def("xent_accumulate", method(&xent_accumulate), py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
+          py::arg("totals"), "softmax_xent, its loss sum and correct count added to the float64 totals[0:2], the "
+          "batch's mean loss and count in totals[2:4].");
     k.def("take_rows", method(&take_rows), py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
     k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,
           "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");

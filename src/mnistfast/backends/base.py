@@ -122,6 +122,7 @@ class Backend:
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
         raise NotImplementedError
 
+    @checked()
     def xent_accumulate(self, logits, labels, dlogits, totals):
         """softmax_xent, with the results added to the float64 backend array ``totals`` of 4:
         ``[sum of row losses, correct count, this batch's mean loss, its correct count]``. Training

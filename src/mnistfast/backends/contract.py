@@ -93,8 +93,8 @@ def _kernel(name, computes, *specs, rules=()):
 _CONV_SCALARS = ("kernel: pair", "stride: pair", "padding: pair")
 
 KERNELS = {k.name: k for k in (
-    _kernel("gemm", "out = alpha * op(a) @ op(b) + beta * out (op transposes where asked); beta == 0 never reads out",
-            "a: float[*] in", "b: float[*] in", "out: float[*] out", "trans_a: bool = False", "trans_b: bool = False",
+    _kernel("gemm", "out = alpha * op(a) @ op(b) + beta * out (op transposes where asked); beta == 0 never reads "
+            "out; out None: a new array", "a: float[*] in", "b: float[*] in", "out: float[*] out?", "trans_a: bool = False", "trans_b: bool = False",
             "alpha: float = 1.0", "beta: float = 0.0", rules=("gemm_dims",)),
     _kernel("linear_forward", "out = relu?(x @ w + b)",
             "x: float[M, K] in", "w: float[K, N] in", "b: float[N] in", "out: float[M, N] out", "relu: bool = False"),
@@ -152,7 +152,7 @@ KERNELS = {k.name: k for k in (
             "dy: float[R, C] in", "x: float[R, C] in", "gamma: float[C] in", "save_mean: float[C] in",
             "save_invstd: float[C] in", "dx: float[R, C] out", "dgamma: float[C] out", "dbeta: float[C] out"),
     _kernel("activation_forward", "y = f(x), f one of relu, leaky_relu (alpha), sigmoid, tanh",
-            "x: float[*] in", "y: float[=x] out", "kind: str", "alpha: float = 0.0", rules=("activation",)),
+            "x: float[*] in", "y: float[=x] out ~x", "kind: str", "alpha: float = 0.0", rules=("activation",)),
     _kernel("activation_backward", "dx = dy * f'(x), from f's output y",
             "dy: float[*] in", "y: float[=dy] in", "dx: float[=dy] out ~dy", "kind: str", "alpha: float = 0.0",
             rules=("activation",)),

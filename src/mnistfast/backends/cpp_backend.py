@@ -25,7 +25,7 @@ THREADS_ENV = "MNISTFAST_NUM_THREADS"
 # Kernels whose Python signature is the extension's: bound straight to the extension's methods,
 # so a call costs no extra Python frame.
 _DIRECT = ("linear_forward", "linear_backward_input", "linear_weight_grad", "relu_backward", "bias_grad",
-           "softmax_xent", "take_rows", "maxpool_forward", "maxpool_backward", "global_avgpool_forward",
+           "softmax_xent", "xent_accumulate", "take_rows", "maxpool_forward", "maxpool_backward", "global_avgpool_forward",
            "global_avgpool_backward", "batchnorm_forward_train", "batchnorm_forward_infer", "batchnorm_backward",
            "activation_forward", "activation_backward", "dropout", "batched_transpose", "affine_warp", "sgd_step",
            "adam_step", "sum_squares")
