@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .base import Backend
+from .contract import KERNELS
 
 try:
     from .. import _core
@@ -21,15 +22,6 @@ except ImportError as e:  # pragma: no cover - only when the package was not bui
     _IMPORT_ERROR = e
 
 THREADS_ENV = "MNISTFAST_NUM_THREADS"
-
-# Kernels whose Python signature is the extension's: bound straight to the extension's methods,
-# so a call costs no extra Python frame.
-_DIRECT = ("linear_forward", "linear_backward_input", "linear_weight_grad", "relu_backward", "bias_grad",
-           "softmax_xent", "xent_accumulate", "take_rows", "maxpool_forward", "maxpool_backward", "global_avgpool_forward",
-           "global_avgpool_backward", "batchnorm_forward_train", "batchnorm_forward_infer", "batchnorm_backward",
-           "activation_forward", "activation_backward", "dropout", "batched_transpose", "affine_warp", "sgd_step",
-           "adam_step", "sum_squares")
-
 
 def default_threads() -> int:
     value = os.environ.get(THREADS_ENV, "").strip()
@@ -62,8 +54,11 @@ class CppBackend(Backend):
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"cpp backend: threads must be a positive integer, got {threads!r}")
         self._k = _core.Kernels(int(threads), gemm_kernel, conv_algorithm)
-        for name in _DIRECT:
-            setattr(self, name, getattr(self._k, name))
+        # Every kernel of the table that this class does not wrap is the extension's own method,
+        # bound directly: its Python signature is the table's, and a call costs no extra frame.
+        for name in KERNELS:
+            if name not in _WRAPPED:
+                setattr(self, name, getattr(self._k, name))
 
     @property
     def threads(self) -> int:
@@ -105,3 +100,7 @@ class CppBackend(Backend):
 
     def __repr__(self) -> str:
         return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}, conv {self.conv_algorithm}>"
+
+
+# The kernels whose Python signature differs from the extension's (pairs unpacked, a fallback).
+_WRAPPED = ("gemm", "conv2d_forward", "conv2d_backward", "conv2d_maxpool_forward", "conv2d_maxpool_backward")
