@@ -1,4 +1,4 @@
-"""The single-channel direct convolution (csrc/conv_direct*.cpp) on every ISA build of it.
+"""The single-channel direct convolution (csrc/conv/direct/) on every ISA build of it.
 
 The cpp backend sends a stride-1 convolution of one input channel to a direct kernel compiled once
 per ISA and chosen with the GEMM kernel, so each available ``gemm_kernel`` is checked here against

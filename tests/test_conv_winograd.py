@@ -1,5 +1,5 @@
 """The cpp backend's two algorithms for 3x3 stride-1 convolutions: Winograd F(2x2, 3x3)
-(csrc/conv_winograd.cpp) and im2col + GEMM, each forced through ``conv_algorithm`` and checked
+(csrc/conv/winograd/) and im2col + GEMM, each forced through ``conv_algorithm`` and checked
 against the float64 reference, and the ``auto`` choice between them. Winograd's tile transforms are
 compiled once per ISA and picked with the GEMM kernel, so they are checked with every kernel."""
 

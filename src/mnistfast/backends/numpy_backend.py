@@ -15,7 +15,7 @@ import numpy as np
 from .base import Backend, checked
 from .contract import conv_geometry
 
-# The counter-based dropout generator (SplitMix64), the same as csrc/elementwise.hpp.
+# The counter-based dropout generator (SplitMix64), the same as csrc/elementwise/elementwise.hpp.
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 

@@ -102,7 +102,7 @@ def maxpool_backward(dy, argmax, out, dx, pool, relu_mask):
 
 @cuda.jit("void(float32[:, :, :, ::1], float32[:, ::1], float32[:, :, :, ::1])")
 def affine_warp(x, params, out):
-    """Per-image affine warp with bilinear sampling (see csrc/augment.hpp): one output element
+    """Per-image affine warp with bilinear sampling (see csrc/elementwise/augment.hpp): one output element
     per thread, zero outside the image."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cx, cy = float32(0.5) * float32(w - 1), float32(0.5) * float32(h - 1)

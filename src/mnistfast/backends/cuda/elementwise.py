@@ -44,7 +44,7 @@ def activation_backward(dy, y, dx, kind, alpha):
             dx[i] = g * (one - v * v)
 
 
-# SplitMix64, bit for bit the generator of csrc/elementwise.hpp and the numpy reference.
+# SplitMix64, bit for bit the generator of csrc/elementwise/elementwise.hpp and the numpy reference.
 GOLDEN, MIX1, MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 

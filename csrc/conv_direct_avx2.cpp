@@ -1,3 +1,0 @@
-// The single-channel direct convolution for avx2 (compiled with its flags; called only where the CPU has it).
-#define MF_ISA avx2
-#include "conv_direct_impl.hpp"

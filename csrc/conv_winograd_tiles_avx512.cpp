@@ -1,3 +1,0 @@
-// The Winograd tile transforms for avx512 (compiled with its flags; called only where the CPU has it).
-#define MF_ISA avx512
-#include "conv_winograd_tiles_impl.hpp"

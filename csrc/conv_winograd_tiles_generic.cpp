@@ -1,3 +1,0 @@
-// The Winograd tile transforms for any x86-64 (and other CPUs): baseline ISA.
-#define MF_ISA generic
-#include "conv_winograd_tiles_impl.hpp"

@@ -1,0 +1,98 @@
+// AVX-512 micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators. This file alone is compiled
+// with -mavx512f; it only runs after the run-time CPU check in gemm.cpp has seen AVX-512F.
+#include <immintrin.h>
+
+#include "gemm/gemm_kernel.hpp"
+
+namespace mf {
+
+namespace {
+
+constexpr int MR = MR_ZMM, NR = NR_ZMM;
+
+// The first n of 16 lanes (n clamped to 0..16), for masked loads and stores on the tile's edge.
+inline __mmask16 lanes_mask(int n) {
+    n = n < 0 ? 0 : (n > 16 ? 16 : n);
+    return static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// One row of a tile: alpha/beta and the epilogue on whole vectors, straight from the accumulators.
+// Masked lanes are never read or written, so edge tiles touch no memory past the matrix.
+inline void store_row(__m512 lo, __m512 hi, float* c, int i, const TileStore& st, __mmask16 mlo, __mmask16 mhi) {
+    const __m512 alpha = _mm512_set1_ps(st.alpha);
+    lo = _mm512_mul_ps(lo, alpha);
+    hi = _mm512_mul_ps(hi, alpha);
+    if (!st.first_k) {
+        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, c));
+        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, c + 16));
+    } else if (st.beta != 0.0f) {
+        const __m512 beta = _mm512_set1_ps(st.beta);
+        lo = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mlo, c), lo);
+        hi = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mhi, c + 16), hi);
+    }
+    if (st.last_k) {
+        const Epilogue& ep = *st.ep;
+        if (ep.bias) {
+            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, ep.bias + st.j0));
+            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, ep.bias + st.j0 + 16));
+        }
+        const __m512 zero = _mm512_setzero_ps();
+        if (ep.relu) {
+            // maxps returns its second operand (0) for a NaN, like the scalar `v > 0 ? v : 0`.
+            lo = _mm512_max_ps(lo, zero);
+            hi = _mm512_max_ps(hi, zero);
+        }
+        if (ep.mask) {
+            const float* m = ep.mask + i * ep.ldmask + st.j0;
+            lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mlo, m), zero, _CMP_GT_OQ), lo);
+            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mhi, m + 16), zero, _CMP_GT_OQ), hi);
+        }
+    }
+    _mm512_mask_storeu_ps(c, mlo, lo);
+    _mm512_mask_storeu_ps(c + 16, mhi, hi);
+}
+
+// The K loop, for A read from a packed sliver or a column of A^T (MR values together per k:
+// RowStreams = false) or straight from MR rows of A (RowStreams = true).
+template <bool RowStreams>
+inline void k_loop(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                   std::ptrdiff_t b_step, __m512 (&lo)[MR], __m512 (&hi)[MR]) {
+    const std::ptrdiff_t rs = RowStreams ? a_rs : 1;
+#pragma GCC unroll 2
+    for (int p = 0; p < kc; ++p, a += a_cs, b += b_step) {
+        const __m512 b0 = _mm512_loadu_ps(b);  // unaligned: B may be read in place
+        const __m512 b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; ++r) {
+            const __m512 ar = _mm512_set1_ps(a[r * rs]);
+            lo[r] = _mm512_fmadd_ps(ar, b0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(ar, b1, hi[r]);
+        }
+    }
+}
+
+}  // namespace
+
+void micro_kernel_avx512(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                         std::ptrdiff_t b_step, const TileStore& st) {
+    static_assert(MR == 12 && NR == 32, "the AVX-512 kernel is written for a 12 x 32 tile");
+    __m512 lo[MR], hi[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+
+    // C is touched only after the K loop; start fetching its rows now so the store does not stall.
+    for (int r = 0; r < st.mr; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc + NR - 1), _MM_HINT_T0);
+    }
+    if (a_rs == 1) k_loop<false>(kc, a, a_rs, a_cs, b, b_step, lo, hi);
+    else k_loop<true>(kc, a, a_rs, a_cs, b, b_step, lo, hi);
+
+    const __mmask16 mlo = lanes_mask(st.nr), mhi = lanes_mask(st.nr - 16);
+    const int rows = st.mr;
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r)
+        if (r < rows) store_row(lo[r], hi[r], st.C + r * st.ldc, st.i0 + r, st, mlo, mhi);
+}
+
+}  // namespace mf
