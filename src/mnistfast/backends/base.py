@@ -31,12 +31,19 @@ def checked(name=None):
     def wrap(method):
         kernel = KERNELS[name or method.__name__]
         signature = inspect.signature(method)
+        names = tuple(signature.parameters)[1:]  # without self
+        defaults = {p.name: p.default for p in signature.parameters.values() if p.default is not p.empty}
 
         @functools.wraps(method)
         def run(self, *args, **kwargs):
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            validate(kernel, bound.arguments, self.dtype, self.array_view, self.checks_values)
+            # Binding by hand: inspect.Signature.bind cost as much as the checks themselves.
+            bound = dict(defaults)
+            bound.update(zip(names, args))
+            if kwargs:
+                bound.update(kwargs)
+            if len(args) > len(names) or len(bound) != len(names):
+                signature.bind(self, *args, **kwargs)  # raises the TypeError Python would
+            validate(kernel, bound, self.dtype, self.array_view, self.checks_values)
             return method(self, *args, **kwargs)
 
         run.kernel = kernel
@@ -58,9 +65,11 @@ class Backend:
 
     # -- arrays ---------------------------------------------------------------------------------
     def empty(self, shape, dtype=None):
+        """An uninitialised backend array (the backend's float dtype unless ``dtype`` is given)."""
         return np.empty(shape, dtype=self.dtype if dtype is None else dtype)
 
     def zeros(self, shape, dtype=None):
+        """A backend array of zeros (the backend's float dtype unless ``dtype`` is given)."""
         return np.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
     def to_device(self, x, dtype=None, copy: bool = True):

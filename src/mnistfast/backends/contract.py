@@ -185,7 +185,9 @@ class ArrayView:
     """What the validator needs of a backend's arrays; a backend supplies one through ``Backend.array_view``.
 
     ``kind``: the array type's name for messages; ``is_array(a)``; ``extent(a)``: the ``(start,
-    end)`` byte range ``a`` occupies (for the aliasing rule); ``writable(a)``; ``contiguous(a)``.
+    end)`` byte range ``a`` occupies (for the aliasing rule); ``overlaps(a, b)``: whether two
+    arrays' byte ranges intersect (the default compares extents); ``writable(a)``;
+    ``contiguous(a)``.
     """
 
     kind = "numpy array"
@@ -197,6 +199,11 @@ class ArrayView:
         start = a.__array_interface__["data"][0]
         return start, start + a.nbytes
 
+    def overlaps(self, a, b) -> bool:
+        # Bounds only (max_work=0), which is exact for the contiguous arrays the contract allows,
+        # and far cheaper than reading two array interfaces on every kernel call.
+        return a.size > 0 and b.size > 0 and np.may_share_memory(a, b, max_work=0)
+
     def writable(self, a) -> bool:
         return a.flags.writeable
 
@@ -204,45 +211,85 @@ class ArrayView:
         return a.flags.c_contiguous
 
 
-def validate(kernel: Kernel, bound: dict, float_dtype, view: ArrayView, check_values: bool = True) -> dict:
-    """Check the arguments ``bound`` (name -> value) of ``kernel``; return the dimension symbols.
+class DeviceExtentView(ArrayView):
+    """An ``ArrayView`` whose overlap test compares ``extent``s (for arrays NumPy cannot inspect)."""
 
-    ``check_values=False`` leaves out the rules that read array contents (``VALUE_RULES``). Raises TypeError (not an array, wrong dtype) or ValueError (rank, shape, contiguity,
-    writability, aliasing, a rule) whose message starts ``"<kernel>: <argument>"``.
-    """
-    fn, dims = kernel.name, {}
-    arrays = []
+    def overlaps(self, a, b) -> bool:
+        lo, hi = self.extent(a)
+        lo2, hi2 = self.extent(b)
+        return hi > lo and hi2 > lo2 and lo < hi2 and lo2 < hi
+
+
+@dataclass(frozen=True)
+class _ArrayCheck:
+    """One array argument's rules, parsed once from its ``Arg`` (see :func:`validate`)."""
+
+    name: str
+    dtype: object  # None: the backend's float type
+    same_as: str | None  # ``=other``: the shape of another argument
+    dims: tuple | None  # symbols (or fixed sizes) per axis; None: any shape
+    writes: bool
+    optional: bool
+    in_place: tuple
+
+
+def _array_checks(kernel: Kernel) -> tuple:
+    checks = []
     for arg in kernel.args:
         if not arg.is_array:
             continue
-        a = bound.get(arg.name)
+        same_as = arg.dims[0][1:] if arg.dims and arg.dims[0].startswith("=") else None
+        dims = None if same_as or not arg.dims or arg.dims == ("*",) else tuple(
+            int(d) if d.isdigit() else d for d in arg.dims)
+        checks.append(_ArrayCheck(arg.name, None if arg.dtype == "float" else np.dtype(arg.dtype), same_as, dims,
+                                  arg.writes, arg.optional, arg.in_place))
+    return tuple(checks)
+
+
+_CHECKS: dict = {}  # kernel name -> its parsed array checks
+
+
+def validate(kernel: Kernel, bound: dict, float_dtype, view: ArrayView, check_values: bool = True) -> dict:
+    """Check the arguments ``bound`` (name -> value) of ``kernel``; return the dimension symbols.
+
+    ``check_values=False`` leaves out the rules that read array contents (``VALUE_RULES``). Raises
+    TypeError (not an array, wrong dtype) or ValueError (rank, shape, contiguity, writability,
+    aliasing, a rule) whose message starts ``"<kernel>: <argument>"``.
+    """
+    checks = _CHECKS.get(kernel.name)
+    if checks is None:
+        checks = _CHECKS[kernel.name] = _array_checks(kernel)
+    fn, dims, arrays = kernel.name, {}, []
+    for c in checks:
+        a = bound.get(c.name)
         if a is None:
-            if arg.optional:
+            if c.optional:
                 continue
-            raise TypeError(f"{fn}: {arg.name} is required, got None")
+            raise TypeError(f"{fn}: {c.name} is required, got None")
         if not view.is_array(a):
-            raise TypeError(f"{fn}: {arg.name} must be a {view.kind}, got {type(a).__name__}")
-        want = np.dtype(float_dtype) if arg.dtype == "float" else np.dtype(arg.dtype)
-        if np.dtype(a.dtype) != want:
-            raise TypeError(f"{fn}: {arg.name} must have dtype {want}, got {np.dtype(a.dtype)}")
-        shape = tuple(a.shape)
-        if arg.dims and arg.dims[0].startswith("="):
-            ref = bound[arg.dims[0][1:]]
-            if shape != tuple(ref.shape):
-                raise ValueError(f"{fn}: {arg.name} has shape {shape_str(shape)}, expected the shape of "
-                                 f"{arg.dims[0][1:]} {shape_str(ref.shape)}")
-        elif arg.dims and arg.dims != ("*",):
-            if len(shape) != len(arg.dims):
-                raise ValueError(f"{fn}: {arg.name} must be {len(arg.dims)}-D, got shape {shape_str(shape)}")
-            expected = tuple(int(d) if d.isdigit() else dims.get(d, size) for d, size in zip(arg.dims, shape))
-            if shape != expected:
-                raise ValueError(f"{fn}: {arg.name} has shape {shape_str(shape)}, expected {shape_str(expected)}")
-            dims.update((d, size) for d, size in zip(arg.dims, shape) if not d.isdigit())
+            raise TypeError(f"{fn}: {c.name} must be a {view.kind}, got {type(a).__name__}")
+        want = float_dtype if c.dtype is None else c.dtype
+        if a.dtype != want:
+            raise TypeError(f"{fn}: {c.name} must have dtype {np.dtype(want)}, got {np.dtype(a.dtype)}")
+        shape = a.shape
+        if c.same_as is not None:
+            ref = bound[c.same_as]
+            if shape != ref.shape:
+                raise ValueError(f"{fn}: {c.name} has shape {shape_str(shape)}, expected the shape of "
+                                 f"{c.same_as} {shape_str(ref.shape)}")
+        elif c.dims is not None:
+            if len(shape) != len(c.dims):
+                raise ValueError(f"{fn}: {c.name} must be {len(c.dims)}-D, got shape {shape_str(shape)}")
+            for d, size in zip(c.dims, shape):
+                expected = d if d.__class__ is int else dims.setdefault(d, size)
+                if size != expected:
+                    want_shape = tuple(d if d.__class__ is int else dims.get(d, s) for d, s in zip(c.dims, shape))
+                    raise ValueError(f"{fn}: {c.name} has shape {shape_str(shape)}, expected {shape_str(want_shape)}")
         if not view.contiguous(a):
-            raise ValueError(f"{fn}: {arg.name} must be C-contiguous")
-        if arg.writes and not view.writable(a):
-            raise ValueError(f"{fn}: {arg.name} is read-only")
-        arrays.append((arg, a))
+            raise ValueError(f"{fn}: {c.name} must be C-contiguous")
+        if c.writes and not view.writable(a):
+            raise ValueError(f"{fn}: {c.name} is read-only")
+        arrays.append((c, a))
     _check_aliasing(fn, arrays, view)
     for rule in kernel.rules:
         if check_values or rule not in VALUE_RULES:
@@ -251,14 +298,13 @@ def validate(kernel: Kernel, bound: dict, float_dtype, view: ArrayView, check_va
 
 
 def _check_aliasing(fn, arrays, view):
-    extents = [(arg, a, view.extent(a)) for arg, a in arrays]
-    for i, (out, a, (lo, hi)) in enumerate(extents):
-        if not out.writes or hi == lo:
+    for i, (out, a) in enumerate(arrays):
+        if not out.writes:
             continue
-        for j, (other, b, (lo2, hi2)) in enumerate(extents):
-            if i == j or hi2 == lo2 or not (lo < hi2 and lo2 < hi):
+        for j, (other, b) in enumerate(arrays):
+            if i == j or not view.overlaps(a, b):
                 continue
-            if other.name in out.in_place and (lo, hi) == (lo2, hi2):
+            if other.name in out.in_place and view.extent(a) == view.extent(b):
                 continue  # the same array: in place, as allowed
             if other.writes and j < i:
                 continue  # reported from the first of the two outputs
@@ -414,5 +460,5 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "KERNELS", "Kernel", "RULES", "VALUE_RULES", "conv_geometry", "markdown",
+__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "DeviceExtentView", "KERNELS", "Kernel", "RULES", "VALUE_RULES", "conv_geometry", "markdown",
            "shape_str", "validate"]

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .base import Backend, checked
-from .contract import ACTIVATIONS, ArrayView, conv_geometry
+from .contract import ACTIVATIONS, DeviceExtentView, conv_geometry
 
 # Im2col patches are built for a chunk of images at a time, capped at this many floats (64 MiB),
 # so that a large evaluation batch does not allocate a patch matrix of gigabytes.
@@ -53,7 +53,7 @@ def cuda_status() -> str | None:
         return f"CUDA initialisation failed: {e}"
 
 
-class DeviceArrayView(ArrayView):
+class DeviceArrayView(DeviceExtentView):
     """Numba device arrays (the simulator's included) as the contract validator sees them."""
 
     kind = "cuda device array (backend.to_device)"
