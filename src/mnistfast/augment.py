@@ -39,6 +39,7 @@ class RandomAffine:
         return np.column_stack([a, tx, ty]).astype(np.float32)
 
     def get_config(self) -> dict:
+        """The constructor arguments."""
         return {"rotation": self.rotation, "translation": self.translation, "zoom": self.zoom, "seed": self.seed}
 
     def __repr__(self) -> str:

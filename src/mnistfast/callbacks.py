@@ -11,26 +11,36 @@ from __future__ import annotations
 import math
 
 
-
-
 class Callback:
+    """The base of every callback: each hook does nothing until a subclass overrides it.
+
+    Attributes
+    ----------
+    model : Sequential
+        The model being trained (set by ``fit`` before ``on_train_begin``).
+    optimizer : mnistfast.optim.Optimizer
+        Its optimizer; a callback may change ``optimizer.lr`` between epochs.
+    """
+
     model = None
     optimizer = None
 
     def set_context(self, model, optimizer) -> None:
+        """Attach the callback to the model and optimizer of the ``fit`` about to run."""
         self.model, self.optimizer = model, optimizer
 
     def on_train_begin(self, logs: dict) -> None:
-        pass
+        """Called once before the first step."""
 
     def on_batch_end(self, step: int, logs: dict) -> None:
-        pass
+        """Called after every step with the step's ``loss`` and ``accuracy`` (``step`` counts
+        across epochs). Overriding it makes ``fit`` read each step's metrics back."""
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        pass
+        """Called after each epoch with its metrics (``loss``, ``accuracy``, ``val_*``, ``lr``)."""
 
     def on_train_end(self, logs: dict) -> None:
-        pass
+        """Called once after the last epoch, also when a callback stopped training early."""
 
 
 class History:
@@ -41,6 +51,7 @@ class History:
         self.history: dict[str, list[float]] = {}
 
     def append(self, epoch: int, logs: dict) -> None:
+        """Record the metrics ``logs`` of ``epoch``."""
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)

@@ -30,12 +30,14 @@ class Ensemble:
         return self.models[0].preprocessing
 
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
+        """The mean of the members' class probabilities, ``(n, classes)`` float32."""
         total = np.zeros((len(X), self.n_classes))
         for m in self.models:
             total += m.predict_proba(X, batch_size)
         return (total / len(self.models)).astype(np.float32)
 
     def predict(self, X, batch_size: int = 256) -> np.ndarray:
+        """The class with the highest mean probability, one int64 label per sample."""
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
     def evaluate(self, X, y, batch_size: int = 256) -> dict:

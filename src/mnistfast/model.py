@@ -61,9 +61,12 @@ class Sequential:
     # -- building -------------------------------------------------------------------------------
     @property
     def built(self) -> bool:
+        """True once the model knows its input shape and holds its parameters."""
         return self.input_shape is not None
 
     def build(self, input_shape) -> "Sequential":
+        """Build for inputs of ``input_shape`` (``(features,)`` or the API's ``(C, H, W)``): shape
+        every layer, plan the fusions, allocate and initialise the parameters. Returns the model."""
         if self.built:
             raise RuntimeError("the model is already built")
         shape = tuple(int(d) for d in input_shape)
@@ -130,6 +133,7 @@ class Sequential:
         return out
 
     def param_names(self) -> list:
+        """The names of the arrays ``get_params`` returns (``"layer0.W"``, ``"layer0.b"``, ...), in its order."""
         return [name for name, *_ in self._named_arrays()]
 
     def set_params(self, params) -> None:
@@ -157,6 +161,7 @@ class Sequential:
             self.backend.copy_from_host(dst, np.asarray(value, dtype=self.backend.dtype))
 
     def count_params(self) -> int:
+        """The number of trainable parameters."""
         self._require_built("count_params")
         return sum(int(np.prod(s, dtype=np.int64)) for layer in self.layers for s in layer.param_shapes())
 
@@ -438,6 +443,8 @@ class Sequential:
 
     # -- description and persistence ------------------------------------------------------------
     def get_config(self) -> dict:
+        """The architecture as JSON-ready data (input shape, seed, layers and their arguments,
+        preprocessing): what ``save`` writes beside the arrays."""
         self._require_built("get_config")
         config = {"input_shape": list(self.input_shape), "seed": self.seed,
                   "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}

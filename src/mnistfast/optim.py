@@ -22,6 +22,18 @@ def _check(name, value, low=0.0, high=math.inf, low_open=False):
 
 
 class Optimizer:
+    """The base of the optimizers: learning rate, clipping and the step count.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate (``initial_lr`` keeps the first value; schedules set ``lr`` from it).
+    clipvalue : float, optional
+        Clamp each gradient component to ``[-clipvalue, clipvalue]``.
+    clipnorm : float, optional
+        Rescale the gradient when its global L2 norm exceeds this.
+    """
+
     def __init__(self, lr, clipvalue=None, clipnorm=None):
         self.lr = self.initial_lr = _check("lr", lr, low_open=True)
         self.clipvalue = None if clipvalue is None else _check("clipvalue", clipvalue, low_open=True)
@@ -48,6 +60,7 @@ class Optimizer:
         return self.clipnorm / norm if norm > self.clipnorm else 1.0
 
     def step(self) -> None:
+        """Apply one update from the bound gradient buffer to the bound parameters."""
         if self._params is None:
             raise RuntimeError(f"{type(self).__name__}.step: not bound to a model (fit binds it)")
         self.iterations += 1
@@ -67,6 +80,7 @@ class Optimizer:
         self.iterations += 1
 
     def get_config(self) -> dict:
+        """The constructor arguments: ``type(opt)(**opt.get_config())`` is an equal, fresh optimizer."""
         return {"lr": self.lr, "clipvalue": self.clipvalue, "clipnorm": self.clipnorm}
 
     def __repr__(self) -> str:
@@ -74,6 +88,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, as in PyTorch."""
+
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipvalue=None, clipnorm=None):
         super().__init__(lr, clipvalue, clipnorm)
         self.momentum = _check("momentum", momentum, high=1.0)
@@ -99,6 +115,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam with bias correction and optional L2 weight decay (added to the gradient), as in PyTorch."""
+
     decoupled = False
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, clipvalue=None, clipnorm=None):

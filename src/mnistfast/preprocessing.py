@@ -35,6 +35,7 @@ class Preprocessing:
 
     @property
     def fitted(self) -> bool:
+        """False only for ``standardize`` before ``fit`` has given it its statistics."""
         return self.kind != "standardize" or self.mean is not None
 
     def fit(self, X_raw) -> "Preprocessing":
@@ -62,9 +63,11 @@ class Preprocessing:
         return ((flat - self.mean) / self.std).reshape(X.shape).astype(np.float32)
 
     def get_config(self) -> dict:
+        """The constructor's ``kind`` (the statistics are in :meth:`arrays`)."""
         return {"kind": self.kind}
 
     def arrays(self) -> dict:
+        """The fitted statistics as the arrays a model file stores (empty unless standardize is fitted)."""
         return {} if self.mean is None else {"preprocessing.mean": self.mean, "preprocessing.std": self.std}
 
     def __repr__(self) -> str:

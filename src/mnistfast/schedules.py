@@ -21,6 +21,8 @@ import math
 
 
 class Schedule:
+    """The base of the schedules: ``lr(t, total, base)``, changing per ``"epoch"`` or per ``"step"``."""
+
     per = "epoch"
 
     def lr(self, t: int, total: int, base: float) -> float:
@@ -33,11 +35,16 @@ class Schedule:
 
 
 class Constant(Schedule):
+    """The initial learning rate throughout."""
+
     def lr(self, t, total, base):
         return base
 
 
 class StepDecay(Schedule):
+    """Multiply the learning rate by ``factor`` at each of the ``milestones`` (epochs, or steps
+    with ``per="step"``)."""
+
     def __init__(self, milestones=(30, 50, 65), factor: float = 0.1, per: str = "epoch"):
         self.milestones, self.factor, self.per = tuple(sorted(int(m) for m in milestones)), float(factor), per
         if not 0 < self.factor <= 1:
@@ -48,6 +55,8 @@ class StepDecay(Schedule):
 
 
 class Exponential(Schedule):
+    """``base * gamma ** t``."""
+
     def __init__(self, gamma: float = 0.9, per: str = "epoch"):
         if not 0 < gamma <= 1:
             raise ValueError(f"Exponential: gamma must be in (0, 1], got {gamma}")
@@ -58,6 +67,8 @@ class Exponential(Schedule):
 
 
 class Cosine(Schedule):
+    """Half a cosine from ``base`` at ``t = 0`` towards 0 at ``t = total``."""
+
     def __init__(self, per: str = "epoch"):
         self.per = per
 
@@ -66,6 +77,10 @@ class Cosine(Schedule):
 
 
 class OneCycle(Schedule):
+    """Per step: a cosine warm-up from ``base / div_factor`` to ``base`` over the first
+    ``pct_start`` of the run, then a cosine anneal to ``base / div_factor / final_div_factor``
+    (PyTorch's OneCycleLR)."""
+
     per = "step"
 
     def __init__(self, pct_start: float = 0.25, div_factor: float = 25.0, final_div_factor: float = 1e4):
@@ -94,6 +109,8 @@ NAMED = {"constant": Constant, "cosine": Cosine, "step": StepDecay, "exponential
 
 
 def get_schedule(schedule) -> Schedule:
+    """A :class:`Schedule` from a name (``"constant"``, ``"cosine"``, ``"step"``, ``"exponential"``,
+    ``"onecycle"``), a Schedule, or a callable ``f(epoch, lr) -> lr`` applied per epoch."""
     if isinstance(schedule, Schedule):
         return schedule
     if isinstance(schedule, str) and schedule in NAMED:

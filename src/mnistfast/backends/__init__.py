@@ -12,6 +12,7 @@ _BACKENDS = {"numpy": NumpyBackend, "cpp": CppBackend, "cuda": CudaBackend}
 
 
 def available_backends() -> list[str]:
+    """The names ``get_backend`` accepts (whether each can run here is another matter: see ``get_backend``)."""
     return sorted(_BACKENDS)
 
 

@@ -25,6 +25,8 @@ class _Activation(Layer):
 
 
 class ReLU(_Activation):
+    """``max(x, 0)``, element-wise."""
+
     kind = "relu"
 
     def __init__(self):
@@ -46,6 +48,8 @@ class LeakyReLU(_Activation):
 
 
 class Sigmoid(_Activation):
+    """``1 / (1 + exp(-x))``, element-wise."""
+
     kind = "sigmoid"
 
     def __init__(self):
@@ -53,6 +57,8 @@ class Sigmoid(_Activation):
 
 
 class Tanh(_Activation):
+    """``tanh(x)``, element-wise."""
+
     kind = "tanh"
 
     def __init__(self):

@@ -99,6 +99,8 @@ class Layer:
 
     # -- building -----------------------------------------------------------------------------------
     def build(self, input_shape, backend) -> tuple:
+        """Attach the layer to ``backend`` for inputs of ``input_shape`` (internal layout, no batch
+        axis) and return its output shape. Resets the fusion plan to "no fusion"."""
         self.backend = backend
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.compute_output_shape(self.input_shape))
@@ -112,6 +114,7 @@ class Layer:
         self.plan = plan
 
     def compute_output_shape(self, input_shape) -> tuple:
+        """The output shape (internal layout, no batch axis) for ``input_shape``."""
         return input_shape
 
     def reorders_to_vector(self) -> bool:
@@ -126,12 +129,15 @@ class Layer:
 
     # Trainable parameters: internal shapes, API shapes, initial values (API layout, host arrays).
     def param_shapes(self) -> list:
+        """The trainable parameters' shapes in the internal layout, in ``param_names`` order."""
         return []
 
     def api_param_shapes(self) -> list:
+        """The trainable parameters' shapes as ``get_params`` returns them (the API's layout)."""
         return self.param_shapes()
 
     def init_params(self, rng) -> list:
+        """Initial parameter values drawn from the NumPy generator ``rng`` (host arrays, API layout)."""
         return [np.zeros(s) for s in self.api_param_shapes()]
 
     def to_api(self, k: int, value: np.ndarray) -> np.ndarray:
@@ -139,24 +145,30 @@ class Layer:
         return value
 
     def from_api(self, k: int, value: np.ndarray) -> np.ndarray:
+        """Parameter ``k`` from the API's layout to the internal one (host arrays); ``to_api``'s inverse."""
         return value
 
     # Non-trainable state saved with the model (BatchNorm's running statistics).
     def state_shapes(self) -> list:
+        """The shapes of the non-trainable state saved with the model, in ``state_names`` order."""
         return []
 
     def init_state(self) -> list:
+        """Initial values of the state (host arrays)."""
         return []
 
     def bind(self, params, grads, state) -> None:
+        """Take the backend views the model made into its flat parameter, gradient and state buffers."""
         self.params, self.grads, self.state = list(params), list(grads), list(state)
 
     @property
     def param_names(self) -> list:
+        """Names of the trainable parameters (``["W", "b"]`` for Dense), as saved."""
         return []
 
     @property
     def state_names(self) -> list:
+        """Names of the non-trainable state arrays, as saved."""
         return []
 
     # -- running --------------------------------------------------------------------------------
