@@ -4,8 +4,8 @@ which may share memory.
 ``KERNELS`` is the single source. The numpy and cuda backends check their arguments through
 :func:`validate`, built from it; the C++ bindings check the same rules in C++, and
 ``tests/test_contract.py`` calls every backend with each violation the table implies and expects
-an error naming the kernel and the argument. ``docs/kernels.md`` carries the table as
-:func:`markdown` prints it.
+an error naming the kernel and the argument. The docs build renders the table (:func:`rst_table`),
+so a new kernel is documented by its entry here alone.
 
 An array argument is written ``name: dtype[dims] role``:
 
@@ -442,23 +442,33 @@ RULES = {
 VALUE_RULES = frozenset({"argmax_in_range", "labels_in_range", "idx_in_range", "finite_params"})
 
 
+def _arg_text(a: Arg) -> str:
+    if a.is_array:
+        text = f"{a.name}: {a.dtype}[{', '.join(a.dims)}] {a.role}{'?' if a.optional else ''}"
+        return text + "".join(f" ~{p}" for p in a.in_place)
+    return f"{a.name}: {a.scalar_type}" + ("" if a.default is None else f" = {a.default!r}")
+
+
 def markdown() -> str:
-    """The contract as a Markdown table (``docs/kernels.md`` holds this text)."""
+    """The contract as a Markdown table (for a terminal or an issue; the docs use :func:`rst_table`)."""
     lines = ["| kernel | computes | arguments | rules |", "|---|---|---|---|"]
     for k in KERNELS.values():
-        args = []
-        for a in k.args:
-            if a.is_array:
-                dims = ", ".join(a.dims)
-                text = f"{a.name}: {a.dtype}[{dims}] {a.role}{'?' if a.optional else ''}"
-                text += "".join(f" ~{p}" for p in a.in_place)
-            else:
-                text = f"{a.name}: {a.scalar_type}" + ("" if a.default is None else f" = {a.default!r}")
-            args.append(f"`{text}`")
-        lines.append(f"| `{k.name}` | {k.computes.replace('|', '/')} | {'<br>'.join(args)} | "
-                     f"{', '.join(k.rules) or '-'} |")
+        args = "<br>".join(f"`{_arg_text(a)}`" for a in k.args)
+        lines.append(f"| `{k.name}` | {k.computes.replace('|', '/')} | {args} | {', '.join(k.rules) or '-'} |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "DeviceExtentView", "KERNELS", "Kernel", "RULES", "VALUE_RULES", "conv_geometry", "markdown",
-           "shape_str", "validate"]
+def rst_table() -> str:
+    """The contract as a reStructuredText list-table: the API reference's kernel page includes it,
+    generated at each docs build, so a new kernel is documented by its table entry alone."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 14 30 40 16", "",
+             "   * - kernel", "     - computes", "     - arguments", "     - rules"]
+    for k in KERNELS.values():
+        lines += [f"   * - ``{k.name}``", f"     - {k.computes.replace('*', chr(92) + '*')}", "     -"]
+        lines += [f"       | ``{_arg_text(a)}``" for a in k.args]
+        lines.append(f"     - {', '.join(k.rules) or '-'}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "DeviceExtentView", "KERNELS", "Kernel", "RULES", "VALUE_RULES",
+           "conv_geometry", "markdown", "rst_table", "shape_str", "validate"]
