@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import cuda, float32
+
+from ..contract import conv_geometry
+from .gemm import sgemm_into
+from .launch import launcher, run
+
+# Im2col patches are built for a chunk of images at a time, capped at this many floats (64 MiB),
+# so that a large evaluation batch does not allocate a patch matrix of gigabytes.
+WORKSPACE_FLOATS = 1 << 24
 
 
 @cuda.jit(device=True)
@@ -133,3 +142,72 @@ def global_avgpool_backward(dy, dx):
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
         n, y, xx, ch = nhwc_index(e, h, w, c)
         dx[n, y, xx, ch] = dy[n, ch] * inv
+
+
+# -- the contract's kernels ---------------------------------------------------------------------------
+def _geometry(fn, x, oh, ow, kernel, stride, padding):
+    """The checked (kh, kw, sh, sw, ph, pw), and the images per chunk that keep the patch matrix
+    within the workspace cap."""
+    n, h, wd, c = x.shape
+    kh, kw, sh, sw, ph, pw, _, _ = conv_geometry(fn, h, wd, oh, ow, kernel, stride, padding)
+    per_image = oh * ow * kh * kw * c
+    return (kh, kw, sh, sw, ph, pw), max(1, min(n, WORKSPACE_FLOATS // max(1, per_image)))
+
+
+@launcher("conv2d_forward")
+def _conv2d_forward(be, x, w, b, out, kernel, stride, padding, relu=False):
+    n, oh, ow, f = out.shape
+    geom, chunk = _geometry("conv2d_forward", x, oh, ow, kernel, stride, padding)
+    taps = w.shape[0]
+    out2 = out.reshape(n * oh * ow, f)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        cols = be._workspace("cols", ((hi - lo) * oh * ow, taps))
+        run(im2col, cols.shape[0] * taps, x[lo:hi], cols, oh, ow, *geom)
+        sgemm_into(be, cols, w, out2[lo * oh * ow : hi * oh * ow], bias=b, relu=relu)
+    return out
+
+
+@launcher("conv2d_backward")
+def _conv2d_backward(be, dy, x, w, dw, db, dx, kernel, stride, padding):
+    n, oh, ow, f = dy.shape
+    geom, chunk = _geometry("conv2d_backward", x, oh, ow, kernel, stride, padding)
+    taps = w.shape[0]
+    dy2 = dy.reshape(n * oh * ow, f)
+    if db is not None:
+        be.bias_grad(dy2, db)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        rows = slice(lo * oh * ow, hi * oh * ow)
+        cols = be._workspace("cols", ((hi - lo) * oh * ow, taps))
+        run(im2col, cols.shape[0] * taps, x[lo:hi], cols, oh, ow, *geom)
+        # dw accumulates over the chunks in order (beta = 1 after the first): deterministic.
+        sgemm_into(be, cols, dy2[rows], dw, trans_a=True, beta=0.0 if lo == 0 else 1.0)
+        if dx is not None:
+            sgemm_into(be, dy2[rows], w, cols, trans_b=True)  # the patch gradients, into the same buffer
+            dx_chunk = dx[lo:hi]
+            run(col2im, int(np.prod(dx_chunk.shape)), cols, dx_chunk, oh, ow, *geom)
+
+
+@launcher("maxpool_forward")
+def _maxpool_forward(be, x, out, argmax, pool):
+    run(maxpool_forward, int(np.prod(out.shape)), x, out, argmax, pool)
+    return out
+
+
+@launcher("maxpool_backward")
+def _maxpool_backward(be, dy, argmax, out, dx, pool, relu_mask=False):
+    run(maxpool_backward, int(np.prod(dx.shape)), dy, argmax, out, dx, pool, int(bool(relu_mask)))
+    return dx
+
+
+@launcher("global_avgpool_backward")
+def _global_avgpool_backward(be, dy, dx):
+    run(global_avgpool_backward, int(np.prod(dx.shape)), dy, dx)
+    return dx
+
+
+@launcher("affine_warp")
+def _affine_warp(be, x, params, out):
+    run(affine_warp, int(np.prod(x.shape)), x, params, out)
+    return out

@@ -8,7 +8,8 @@ import math
 import numpy as np
 from numba import cuda, float32, uint64
 
-from .launch import grid
+from ..contract import ACTIVATIONS
+from .launch import launcher, run
 
 # Activation codes shared with CudaBackend.
 RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -137,11 +138,6 @@ def adam_step(p, grad, m, v, step_size, beta1, beta2, eps, inv_sqrt_bias2, decay
         p[k] = p[k] * decay - step_size * mk / (math.sqrt(vk) * inv_sqrt_bias2 + eps)
 
 
-def launch(kernel, n, *args):
-    """Run a grid-stride kernel over ``n`` elements."""
-    kernel[grid(n)](*args)
-
-
 @cuda.jit("void(float32[:, ::1], float32[::1], float32[::1], float32[::1], float32[::1], float32[:, ::1], float32, "
           "int32)")
 def batchnorm_apply(x, gamma, beta, mean, spread, y, eps, spread_is_var):
@@ -166,3 +162,70 @@ def batchnorm_input_grad(dy, x, gamma, save_mean, save_invstd, dgamma, dbeta, dx
         c = e - r * cols
         xhat = (x[r, c] - save_mean[c]) * save_invstd[c]
         dx[r, c] = gamma[c] * save_invstd[c] * (dy[r, c] - dbeta[c] * inv_rows - xhat * dgamma[c] * inv_rows)
+
+
+# -- the contract's kernels ---------------------------------------------------------------------------
+def _flat(a):
+    return a.reshape(int(np.prod(a.shape, dtype=np.int64)))
+
+
+@launcher("relu_backward")
+def _relu_backward(be, dy, y, out):
+    return be.activation_backward(dy, y, out, "relu")
+
+
+@launcher("take_rows")
+def _take_rows(be, src, idx, out):
+    run(take_rows, out.shape[0] * out.shape[1], src, idx, out)
+    return out
+
+
+@launcher("batchnorm_forward_infer")
+def _batchnorm_forward_infer(be, x, gamma, beta, running_mean, running_var, y, eps):
+    run(batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, running_mean, running_var, y, eps, 1)
+    return y
+
+
+@launcher("activation_forward")
+def _activation_forward(be, x, y, kind, alpha=0.0):
+    run(activation_forward, int(np.prod(x.shape)), _flat(x), _flat(y), ACTIVATIONS.index(kind), alpha)
+    return y
+
+
+@launcher("activation_backward")
+def _activation_backward(be, dy, y, dx, kind, alpha=0.0):
+    run(activation_backward, int(np.prod(dy.shape)), _flat(dy), _flat(y), _flat(dx), ACTIVATIONS.index(kind), alpha)
+    return dx
+
+
+@launcher("dropout")
+def _dropout(be, x, y, rate, seed, step):
+    key = dropout_key(int(seed), int(step))
+    threshold = round(rate * 2**24)
+    scale = float(np.float32(1.0 / (1.0 - rate)))
+    run(dropout, int(np.prod(x.shape)), _flat(x), _flat(y), key, threshold, scale)
+    return y
+
+
+@launcher("batched_transpose")
+def _batched_transpose(be, x, out):
+    run(batched_transpose, int(np.prod(x.shape)), x, out)
+    return out
+
+
+@launcher("sgd_step")
+def _sgd_step(be, param, grad, velocity, lr, momentum, nesterov, weight_decay, grad_scale, clip_value):
+    run(sgd_step, param.shape[0], param, grad, be._no_vec if velocity is None else velocity, lr, momentum,
+        int(bool(nesterov)), weight_decay, grad_scale, clip_value)
+
+
+@launcher("adam_step")
+def _adam_step(be, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale, clip_value):
+    # The bias corrections in double on the host, as the C++ kernel does.
+    bias1, bias2 = 1.0 - beta1**step, 1.0 - beta2**step
+    step_size = float(np.float32(lr / bias1))
+    inv_sqrt_bias2 = float(np.float32(1.0 / math.sqrt(bias2)))
+    decay = float(np.float32(1.0) - np.float32(lr) * np.float32(weight_decay)) if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    run(adam_step, param.shape[0], param, grad, m, v, step_size, beta1, beta2, eps, inv_sqrt_bias2, decay, l2,
+        grad_scale, clip_value)

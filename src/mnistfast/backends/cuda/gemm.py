@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
-from .launch import SIMULATOR, grid_blocks
+from .launch import SIMULATOR, grid_blocks, launcher
 
 if SIMULATOR:  # the same code on tiles small enough for Python threads; still several per block
     BM, BN, BK, TM, TN = 16, 16, 16, 4, 4
@@ -104,3 +104,37 @@ def launch_sgemm(a, b, c, trans_a, trans_b, alpha, beta, bias, has_bias, relu, m
     tiles = -(-c.shape[0] // BM) * -(-c.shape[1] // BN)
     sgemm[grid_blocks(tiles), (TX, TY)](a, b, c, trans_a, trans_b, alpha, beta, bias, has_bias, relu, mask,
                                         has_mask)
+
+
+def sgemm_into(be, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False, mask=None):
+    """``out = alpha * op(a) @ op(b) + beta * out`` with the optional bias, ReLU and ReLU-mask
+    epilogue, for every launcher that multiplies (backend arrays, already checked)."""
+    if out.shape[0] and out.shape[1]:
+        launch_sgemm(a, b, out, int(trans_a), int(trans_b), alpha, beta, be._no_vec if bias is None else bias,
+                     int(bias is not None), int(relu), be._no_mat if mask is None else mask, int(mask is not None))
+    return out
+
+
+# -- the contract's kernels ---------------------------------------------------------------------------
+@launcher("gemm", method="_gemm")
+def _gemm(be, a, b, out, trans_a, trans_b, alpha, beta):
+    return sgemm_into(be, a, b, out, trans_a, trans_b, alpha, beta)
+
+
+@launcher("linear_forward")
+def _linear_forward(be, x, w, b, out, relu=False):
+    return sgemm_into(be, x, w, out, bias=b, relu=relu)
+
+
+@launcher("linear_backward_input")
+def _linear_backward_input(be, dy, w, y, out):
+    return sgemm_into(be, dy, w, out, trans_b=True, mask=y)
+
+
+@launcher("linear_weight_grad")
+def _linear_weight_grad(be, x, dy, dw, db, alpha=1.0, beta=0.0):
+    from .reduce import column_sums, launch_columns
+
+    sgemm_into(be, x, dy, dw, trans_a=True, alpha=alpha, beta=beta)
+    if dy.shape[1]:
+        launch_columns(column_sums, dy.shape[1], dy, db, alpha, beta)

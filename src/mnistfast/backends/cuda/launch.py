@@ -1,4 +1,11 @@
-"""Launch configurations: the same kernels, sized for a real GPU or for the simulator."""
+"""Launch configurations (the same kernels, sized for a real GPU or for the simulator), and the
+registry of launchers.
+
+A launcher is the host side of one contract kernel: a function ``name(be, ...)`` with the table's
+argument names, defined beside the CUDA kernels it launches and registered with ``@launcher``.
+``CudaBackend`` binds every registered launcher as its method of that name, checked against the
+contract, so adding a kernel touches only the module that holds it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import threading
 
 import numpy as np
 from numba.cuda import config
+
+from ..base import checked
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
@@ -18,6 +27,30 @@ MAX_BLOCKS = 2 if SIMULATOR else 4096
 
 # Block size of the reductions (a power of two: the shared-memory tree halves it).
 REDUCE_THREADS = 16 if SIMULATOR else 256
+
+
+# kernel name -> (backend method name, checked launcher)
+LAUNCHERS: dict = {}
+
+
+def launcher(kernel: str, method: str | None = None):
+    """Register ``fn(be, ...)`` as the cuda backend's launcher of contract kernel ``kernel``, bound
+    as the backend method ``method`` (the kernel's name; gemm's is ``_gemm``, under
+    ``Backend.gemm``)."""
+
+    def register(fn):
+        bound = checked(kernel)(fn)
+        bound.__name__ = bound.__qualname__ = kernel  # as messages and the tests name it
+        LAUNCHERS[kernel] = (method or kernel, bound)
+        return fn
+
+    return register
+
+
+def run(kernel, n: int, *args) -> None:
+    """Launch grid-stride ``kernel`` over ``n`` items (nothing for ``n == 0``)."""
+    if n:
+        kernel[grid(n)](*args)
 
 
 def grid(n: int):

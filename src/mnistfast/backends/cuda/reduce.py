@@ -11,7 +11,9 @@ import math
 
 from numba import cuda, float32, float64
 
-from .launch import REDUCE_THREADS, SIMULATOR, grid_blocks
+import numpy as np
+
+from .launch import REDUCE_THREADS, SIMULATOR, grid_blocks, launcher, run
 
 # Column kernels: a block is CX columns x CY row groups; each thread strides over the rows of its
 # column, then the CY partials meet in shared memory. Reads of a row are coalesced across tx.
@@ -217,3 +219,65 @@ def global_avgpool_forward(x, out):
             for xx in range(w):
                 s += x[n, y, xx, ch]
         out[n, ch] = s * inv
+
+
+# -- the contract's kernels ---------------------------------------------------------------------------
+@launcher("bias_grad")
+def _bias_grad(be, dy, out):
+    launch_columns(column_sums, dy.shape[1], dy, out, 1.0, 0.0)
+    return out
+
+
+@launcher("xent_accumulate")
+def _xent_accumulate(be, logits, labels, dlogits, totals):
+    rows = logits.shape[0]
+    row_loss = be._workspace("row_loss", (rows,), np.float64)
+    row_correct = be._workspace("row_correct", (rows,), np.float64)
+    run(softmax_xent_rows, rows, logits, labels, be._no_mat if dlogits is None else dlogits, int(dlogits is not None),
+        row_loss, row_correct)
+    accumulate_totals[1, REDUCE_THREADS](row_loss, row_correct, rows, totals)
+
+
+@launcher("softmax_xent")
+def _softmax_xent(be, logits, labels, dlogits=None):
+    """(mean loss, correct count); reads them back, so it waits for the GPU."""
+    totals = be._workspace("xent_totals", (4,), np.float64)
+    be.copy_from_host(totals, np.zeros(4))
+    be.xent_accumulate(logits, labels, dlogits, totals)
+    t = totals.copy_to_host()
+    return float(t[2]), int(t[3])
+
+
+@launcher("global_avgpool_forward")
+def _global_avgpool_forward(be, x, out):
+    run(global_avgpool_forward, x.shape[0] * x.shape[3], x, out)
+    return out
+
+
+@launcher("batchnorm_forward_train")
+def _batchnorm_forward_train(be, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps, momentum):
+    from .elementwise import batchnorm_apply
+
+    launch_columns(batchnorm_stats, x.shape[1], x, save_mean, save_invstd, running_mean, running_var, eps, momentum)
+    run(batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, save_mean, save_invstd, y, eps, 0)
+    return y
+
+
+@launcher("batchnorm_backward")
+def _batchnorm_backward(be, dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta):
+    from .elementwise import batchnorm_input_grad
+
+    launch_columns(batchnorm_grad_sums, x.shape[1], dy, x, save_mean, save_invstd, dgamma, dbeta)
+    run(batchnorm_input_grad, x.shape[0] * x.shape[1], dy, x, gamma, save_mean, save_invstd, dgamma, dbeta, dx)
+
+
+@launcher("sum_squares")
+def _sum_squares(be, x):
+    blocks = grid_blocks(-(-x.shape[0] // REDUCE_THREADS))
+    partials = be._workspace("ss_partials", (blocks,), np.float64)
+    total = be._workspace("ss_total", (1,), np.float64)
+    if x.shape[0] == 0:
+        return 0.0
+    sum_squares_partials[blocks, REDUCE_THREADS](x, partials)
+    sum_vector[1, REDUCE_THREADS](partials, total)
+    return float(total.copy_to_host()[0])
