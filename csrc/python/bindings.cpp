@@ -14,6 +14,7 @@
 #include "conv/conv.hpp"
 #include "gemm/gemm.hpp"
 #include "python/check.hpp"
+#include "python/registry.hpp"
 #include "elementwise/mlp_ops.hpp"
 #include "core/parallel.hpp"
 
@@ -26,6 +27,11 @@ double fma_peak_gflops_avx512(long iters);
 
 namespace py = pybind11;
 using namespace mfpy;
+
+std::vector<Binder>& mfpy::binders() {
+    static std::vector<Binder> all;
+    return all;
+}
 
 namespace {
 
@@ -344,4 +350,5 @@ PYBIND11_MODULE(_core, m) {
     k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,
           "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
     bind_cnn_kernels(k);
+    for (Binder bind : binders()) bind(k);  // the kernels that register their own bindings
 }
