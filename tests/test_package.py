@@ -66,3 +66,33 @@ def test_model_functions_are_short():
     long = [(n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(tree)
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60]
     assert not long
+
+
+def test_each_kernel_lives_in_four_places():
+    """A kernel is its table entry, its numpy reference, one C++ file that defines and binds it, and
+    one cuda module that holds its launcher: nothing else names it (docs/design.md's checklist)."""
+    import re
+
+    from mnistfast.backends.base import Backend
+    from mnistfast.backends.contract import KERNELS
+    from mnistfast.backends.numpy_backend import NumpyBackend
+
+    csrc = PACKAGE.parent.parent / "csrc"
+    bound = {}
+    for path in csrc.rglob("*.cpp"):
+        for name in re.findall(r'cls\.def\("(\w+)"', path.read_text()):
+            bound.setdefault(name, []).append(path.relative_to(csrc).as_posix())
+    cuda = PACKAGE / "backends" / "cuda"
+    launched = {}
+    for path in cuda.glob("*.py"):
+        for name in re.findall(r'@launcher\("(\w+)"', path.read_text()):
+            launched.setdefault(name, []).append(path.name)
+    for name in KERNELS:
+        assert name in vars(NumpyBackend) or name in vars(Backend) or f"_{name}" in vars(NumpyBackend), name
+        files = bound.get(name, [])
+        assert len(files) == 1 and not files[0].startswith("python/"), (name, files)
+        # The fused conv + pool pair may fall back to the composition Backend defines for every backend.
+        if name not in vars(Backend):
+            assert len(launched.get(name, [])) == 1, (name, launched.get(name))
+    assert set(bound) <= set(KERNELS)
+    assert set(launched) <= set(KERNELS)

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/parallel.hpp"
+#include "python/registry.hpp"
 
 namespace mf {
 
@@ -42,3 +43,38 @@ void affine_warp(const float* x, const float* params, int N, int H, int W, int C
 }
 
 }  // namespace mf
+
+// -- the Python boundary: these kernels' checked bindings (python/registry.hpp) ------------------
+namespace mfpy {
+namespace {
+
+using std::to_string;
+
+py::array affine_warp(const py::object& x_obj, const py::object& params_obj, const py::object& out_obj) {
+    const char* fn = "affine_warp";
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto params = checked(fn, "params", params_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 4, true);
+    expect_int_range(fn, x);
+    expect_shape(fn, "params", params, {x.shape(0), 6});
+    expect_shape(fn, "out", out, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"params", &params}});
+    const float* p = fptr(params);
+    for (py::ssize_t k = 0; k < params.size(); ++k)
+        if (!std::isfinite(p[k]) || std::fabs(p[k]) > 1e6f)
+            throw py::value_error(std::string(fn) + ": params[" + to_string(k / 6) + "] holds a non-finite or huge value");
+    {
+        py::gil_scoped_release nogil;
+        mf::affine_warp(fptr(x), p, as_int(fn, x.shape(0)), as_int(fn, x.shape(1)), as_int(fn, x.shape(2)),
+                        as_int(fn, x.shape(3)), fptr_mut(out));
+    }
+    return out;
+}
+
+}  // namespace
+
+MF_BIND_KERNELS(bind_augment) {
+    cls.def("affine_warp", method(&affine_warp), py::arg("x"), py::arg("params"), py::arg("out"));
+}
+
+}  // namespace mfpy

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/parallel.hpp"
+#include "python/registry.hpp"
 
 namespace mf {
 
@@ -113,3 +114,113 @@ void batchnorm_backward(const float* dy, const float* x, const float* gamma, con
 }
 
 }  // namespace mf
+
+// -- the Python boundary: these kernels' checked bindings (python/registry.hpp) ------------------
+namespace mfpy {
+namespace {
+
+using std::to_string;
+
+mf::BatchNormArgs bn_args(const char* fn, const py::array& x, float eps, float momentum) {
+    expect_int_range(fn, x);
+    if (x.shape(0) < 1 || x.shape(1) < 1) throw py::value_error(std::string(fn) + ": x is empty, shape " + shape_str(x));
+    if (!(eps > 0.0f)) throw py::value_error(std::string(fn) + ": eps must be > 0");
+    if (!(momentum >= 0.0f && momentum <= 1.0f)) throw py::value_error(std::string(fn) + ": momentum must be in [0, 1]");
+    return {as_int(fn, x.shape(0)), as_int(fn, x.shape(1)), eps, momentum};
+}
+
+py::array batchnorm_forward_train(const py::object& x_obj, const py::object& g_obj, const py::object& b_obj,
+                                  const py::object& y_obj, const py::object& sm_obj, const py::object& si_obj,
+                                  const py::object& rm_obj, const py::object& rv_obj, float eps, float momentum) {
+    const char* fn = "batchnorm_forward_train";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto a = bn_args(fn, x, eps, momentum);
+    auto gamma = checked(fn, "gamma", g_obj, 1, false);
+    auto beta = checked(fn, "beta", b_obj, 1, false);
+    auto y = checked(fn, "y", y_obj, 2, true);
+    auto sm = checked(fn, "save_mean", sm_obj, 1, true);
+    auto si = checked(fn, "save_invstd", si_obj, 1, true);
+    auto rm = checked(fn, "running_mean", rm_obj, 1, true);
+    auto rv = checked(fn, "running_var", rv_obj, 1, true);
+    expect_same_shape(fn, "y", y, "x", x);
+    for (auto [name, arr] : {std::pair{"gamma", &gamma}, {"beta", &beta}, {"save_mean", &sm}, {"save_invstd", &si},
+                             {"running_mean", &rm}, {"running_var", &rv}})
+        expect_shape(fn, name, *arr, {a.C});
+    expect_no_alias(fn, "y", y, {{"x", &x}, {"gamma", &gamma}, {"beta", &beta}, {"save_mean", &sm}, {"save_invstd", &si},
+                                 {"running_mean", &rm}, {"running_var", &rv}});
+    for (auto [name, arr] : {std::pair{"save_mean", &sm}, {"save_invstd", &si}, {"running_mean", &rm}, {"running_var", &rv}})
+        expect_no_alias(fn, name, *arr, {{"x", &x}, {"gamma", &gamma}, {"beta", &beta}});
+    expect_no_alias(fn, "save_mean", sm, {{"save_invstd", &si}, {"running_mean", &rm}, {"running_var", &rv}});
+    expect_no_alias(fn, "save_invstd", si, {{"running_mean", &rm}, {"running_var", &rv}});
+    expect_no_alias(fn, "running_mean", rm, {{"running_var", &rv}});
+    {
+        py::gil_scoped_release nogil;
+        mf::batchnorm_forward_train(fptr(x), fptr(gamma), fptr(beta), a, fptr_mut(y), fptr_mut(sm), fptr_mut(si),
+                                    fptr_mut(rm), fptr_mut(rv));
+    }
+    return y;
+}
+
+py::array batchnorm_forward_infer(const py::object& x_obj, const py::object& g_obj, const py::object& b_obj,
+                                  const py::object& rm_obj, const py::object& rv_obj, const py::object& y_obj,
+                                  float eps) {
+    const char* fn = "batchnorm_forward_infer";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto a = bn_args(fn, x, eps, 0.0f);
+    auto gamma = checked(fn, "gamma", g_obj, 1, false);
+    auto beta = checked(fn, "beta", b_obj, 1, false);
+    auto rm = checked(fn, "running_mean", rm_obj, 1, false);
+    auto rv = checked(fn, "running_var", rv_obj, 1, false);
+    auto y = checked(fn, "y", y_obj, 2, true);
+    expect_same_shape(fn, "y", y, "x", x);
+    for (auto [name, arr] : {std::pair{"gamma", &gamma}, {"beta", &beta}, {"running_mean", &rm}, {"running_var", &rv}})
+        expect_shape(fn, name, *arr, {a.C});
+    expect_no_alias(fn, "y", y, {{"x", &x}, {"gamma", &gamma}, {"beta", &beta}, {"running_mean", &rm}, {"running_var", &rv}});
+    {
+        py::gil_scoped_release nogil;
+        mf::batchnorm_forward_infer(fptr(x), fptr(gamma), fptr(beta), fptr(rm), fptr(rv), a, fptr_mut(y));
+    }
+    return y;
+}
+
+void batchnorm_backward(const py::object& dy_obj, const py::object& x_obj, const py::object& g_obj,
+                        const py::object& sm_obj, const py::object& si_obj, const py::object& dx_obj,
+                        const py::object& dg_obj, const py::object& db_obj) {
+    const char* fn = "batchnorm_backward";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto a = bn_args(fn, x, 1.0f, 0.0f);
+    auto gamma = checked(fn, "gamma", g_obj, 1, false);
+    auto sm = checked(fn, "save_mean", sm_obj, 1, false);
+    auto si = checked(fn, "save_invstd", si_obj, 1, false);
+    auto dx = checked(fn, "dx", dx_obj, 2, true);
+    auto dg = checked(fn, "dgamma", dg_obj, 1, true);
+    auto db = checked(fn, "dbeta", db_obj, 1, true);
+    expect_same_shape(fn, "dy", dy, "x", x);
+    expect_same_shape(fn, "dx", dx, "x", x);
+    for (auto [name, arr] : {std::pair{"gamma", &gamma}, {"save_mean", &sm}, {"save_invstd", &si}, {"dgamma", &dg}, {"dbeta", &db}})
+        expect_shape(fn, name, *arr, {a.C});
+    for (auto [name, arr] : {std::pair{"dx", &dx}, {"dgamma", &dg}, {"dbeta", &db}})
+        expect_no_alias(fn, name, *arr, {{"dy", &dy}, {"x", &x}, {"gamma", &gamma}, {"save_mean", &sm}, {"save_invstd", &si}});
+    expect_no_alias(fn, "dx", dx, {{"dgamma", &dg}, {"dbeta", &db}});
+    expect_no_alias(fn, "dgamma", dg, {{"dbeta", &db}});
+    {
+        py::gil_scoped_release nogil;
+        mf::batchnorm_backward(fptr(dy), fptr(x), fptr(gamma), fptr(sm), fptr(si), a, fptr_mut(dx), fptr_mut(dg),
+                               fptr_mut(db));
+    }
+}
+
+}  // namespace
+
+MF_BIND_KERNELS(bind_batchnorm) {
+    cls.def("batchnorm_forward_train", method(&batchnorm_forward_train), py::arg("x"), py::arg("gamma"), py::arg("beta"),
+          py::arg("y"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("running_mean"), py::arg("running_var"),
+          py::arg("eps"), py::arg("momentum"));
+    cls.def("batchnorm_forward_infer", method(&batchnorm_forward_infer), py::arg("x"), py::arg("gamma"), py::arg("beta"),
+          py::arg("running_mean"), py::arg("running_var"), py::arg("y"), py::arg("eps"));
+    cls.def("batchnorm_backward", method(&batchnorm_backward), py::arg("dy"), py::arg("x"), py::arg("gamma"),
+          py::arg("save_mean"), py::arg("save_invstd"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"));
+}
+
+}  // namespace mfpy

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gemm/gemm_kernel.hpp"
+#include "python/registry.hpp"
 
 namespace mf {
 
@@ -84,3 +85,158 @@ void sgemm(const GemmArgs& g, GemmKernel kernel) {
 }
 
 }  // namespace mf
+
+// -- the Python boundary: these kernels' checked bindings (python/registry.hpp) ------------------
+namespace mfpy {
+namespace {
+
+using std::to_string;
+
+// out = op(a) @ op(b) over checked, C-contiguous arrays: the leading dimensions are the row lengths.
+mf::GemmArgs gemm_args(const py::array& a, bool trans_a, const py::array& b, bool trans_b, py::array& out) {
+    mf::GemmArgs g;
+    g.trans_a = trans_a;
+    g.trans_b = trans_b;
+    g.M = static_cast<int>(out.shape(0));
+    g.N = static_cast<int>(out.shape(1));
+    g.K = static_cast<int>(trans_a ? a.shape(0) : a.shape(1));
+    g.A = fptr(a);
+    g.lda = a.shape(1);
+    g.B = fptr(b);
+    g.ldb = b.shape(1);
+    g.C = fptr_mut(out);
+    g.ldc = out.shape(1);
+    return g;
+}
+
+py::array gemm(const mf::Context& ctx, const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, bool trans_a,
+               bool trans_b, float alpha, float beta) {
+    const char* fn = "gemm";
+    auto a = checked(fn, "a", a_obj, 2, false);
+    auto b = checked(fn, "b", b_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = trans_a ? a.shape(1) : a.shape(0);
+    const py::ssize_t K = trans_a ? a.shape(0) : a.shape(1);
+    const py::ssize_t Kb = trans_b ? b.shape(1) : b.shape(0);
+    const py::ssize_t N = trans_b ? b.shape(0) : b.shape(1);
+    if (K != Kb) {
+        throw py::value_error(std::string(fn) + ": inner dimensions differ: op(a) is " + dims_str({M, K}) +
+                              " but op(b) is " + dims_str({Kb, N}));
+    }
+    expect_shape(fn, "out", out, {M, N});
+    expect_no_alias(fn, "out", out, {{"a", &a}, {"b", &b}});
+    for (auto* arr : {&a, &b, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g = gemm_args(a, trans_a, b, trans_b, out);
+    g.alpha = alpha;
+    g.beta = beta;
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g, ctx.gemm);
+    }
+    return out;
+}
+
+// out = relu?(x @ w + bias)
+py::array linear_forward(const mf::Context& ctx, const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                         const py::object& out_obj, bool relu) {
+    const char* fn = "linear_forward";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto bias = checked(fn, "b", b_obj, 1, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = x.shape(0), K = x.shape(1), N = w.shape(1);
+    expect_shape(fn, "w", w, {K, N});
+    expect_shape(fn, "b", bias, {N});
+    expect_shape(fn, "out", out, {M, N});
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"w", &w}, {"b", &bias}});
+    for (auto* arr : {&x, &w, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g = gemm_args(x, false, w, false, out);
+    g.ep.bias = fptr(bias);
+    g.ep.relu = relu;
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g, ctx.gemm);
+    }
+    return out;
+}
+
+// out = (dy @ w^T) * (y > 0): the gradient reaching a ReLU layer's output y, through w.
+py::array linear_backward_input(const mf::Context& ctx, const py::object& dy_obj, const py::object& w_obj, const py::object& y_obj,
+                                const py::object& out_obj) {
+    const char* fn = "linear_backward_input";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto w = checked(fn, "w", w_obj, 2, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    const py::ssize_t M = dy.shape(0), N = dy.shape(1), K = w.shape(0);
+    expect_shape(fn, "w", w, {K, N});
+    expect_shape(fn, "out", out, {M, K});
+    const bool masked = !y_obj.is_none();
+    py::array y;
+    if (masked) {
+        y = checked(fn, "y", y_obj, 2, false);
+        expect_shape(fn, "y", y, {M, K});
+        expect_no_alias(fn, "out", out, {{"dy", &dy}, {"w", &w}, {"y", &y}});
+    } else {
+        expect_no_alias(fn, "out", out, {{"dy", &dy}, {"w", &w}});
+    }
+    for (auto* arr : {&dy, &w, &out}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g = gemm_args(dy, false, w, true, out);
+    if (masked) {
+        g.ep.mask = fptr(y);
+        g.ep.ldmask = K;
+    }
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g, ctx.gemm);
+    }
+    return out;
+}
+
+// A dense layer's parameter gradients from one GEMM: dw = alpha * x^T @ dy + beta * dw and
+// db = alpha * dy.sum(0) + beta * db, the column sums made while the GEMM packs dy. alpha = -lr,
+// beta = 1 on w and b themselves is their SGD step.
+void linear_weight_grad(const mf::Context& ctx, const py::object& x_obj, const py::object& dy_obj, const py::object& dw_obj,
+                        const py::object& db_obj, float alpha, float beta) {
+    const char* fn = "linear_weight_grad";
+    auto x = checked(fn, "x", x_obj, 2, false);
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto dw = checked(fn, "dw", dw_obj, 2, true);
+    auto db = checked(fn, "db", db_obj, 1, true);
+    const py::ssize_t rows = x.shape(0), in = x.shape(1), out = dy.shape(1);
+    expect_shape(fn, "dy", dy, {rows, out});
+    expect_shape(fn, "dw", dw, {in, out});
+    expect_shape(fn, "db", db, {out});
+    expect_no_alias(fn, "dw", dw, {{"x", &x}, {"dy", &dy}});
+    expect_no_alias(fn, "db", db, {{"x", &x}, {"dy", &dy}, {"dw", &dw}});
+    for (auto* arr : {&x, &dy, &dw}) expect_int_range(fn, *arr);
+
+    mf::GemmArgs g = gemm_args(x, true, dy, false, dw);
+    g.alpha = alpha;
+    g.beta = beta;
+    g.b_colsum = fptr_mut(db);
+    {
+        py::gil_scoped_release nogil;
+        mf::sgemm(g, ctx.gemm);
+    }
+}
+
+}  // namespace
+
+MF_BIND_KERNELS(bind_dense) {
+    cls.def("gemm", method(&gemm), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+          "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
+    cls.def("linear_forward", method(&linear_forward), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
+          py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
+    cls.def("linear_backward_input", method(&linear_backward_input), py::arg("dy"), py::arg("w"), py::arg("y"),
+          py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
+    cls.def("linear_weight_grad", method(&linear_weight_grad), py::arg("x"), py::arg("dy"), py::arg("dw"), py::arg("db"),
+          py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+          "dw = alpha * x.T @ dy + beta * dw and db = alpha * dy.sum(axis=0) + beta * db in one GEMM; beta == 0 "
+          "never reads dw or db.");
+}
+
+}  // namespace mfpy

@@ -4,6 +4,7 @@
 
 #include "core/parallel.hpp"
 #include "pool/pool_image.hpp"
+#include "python/registry.hpp"
 
 namespace mf {
 
@@ -51,3 +52,100 @@ void global_avgpool_backward(const float* dy, int N, int HW, int C, float* dx) {
 }
 
 }  // namespace mf
+
+// -- the Python boundary: these kernels' checked bindings (python/registry.hpp) ------------------
+namespace mfpy {
+namespace {
+
+using std::to_string;
+
+py::array maxpool_forward(const py::object& x_obj, const py::object& out_obj, const py::object& arg_obj, int pool) {
+    const char* fn = "maxpool_forward";
+    expect_positive(fn, "pool", pool);
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto out = checked(fn, "out", out_obj, 4, true);
+    auto arg = checked(fn, "argmax", arg_obj, 4, true, py::dtype::of<int32_t>());
+    expect_int_range(fn, x);
+    const int N = as_int(fn, x.shape(0)), H = as_int(fn, x.shape(1)), W = as_int(fn, x.shape(2)), C = as_int(fn, x.shape(3));
+    if (H < pool || W < pool) throw py::value_error(std::string(fn) + ": x " + shape_str(x) + " is smaller than the pool");
+    expect_shape(fn, "out", out, {N, H / pool, W / pool, C});
+    expect_shape(fn, "argmax", arg, {N, H / pool, W / pool, C});
+    expect_no_alias(fn, "out", out, {{"x", &x}, {"argmax", &arg}});
+    expect_no_alias(fn, "argmax", arg, {{"x", &x}});
+    {
+        py::gil_scoped_release nogil;
+        mf::maxpool_forward(fptr(x), N, H, W, C, pool, fptr_mut(out), static_cast<int32_t*>(arg.mutable_data()));
+    }
+    return out;
+}
+
+py::array maxpool_backward(const py::object& dy_obj, const py::object& arg_obj, const py::object& out_obj,
+                           const py::object& dx_obj, int pool, bool relu_mask) {
+    const char* fn = "maxpool_backward";
+    expect_positive(fn, "pool", pool);
+    auto dy = checked(fn, "dy", dy_obj, 4, false);
+    auto arg = checked(fn, "argmax", arg_obj, 4, false, py::dtype::of<int32_t>());
+    auto out = checked(fn, "out", out_obj, 4, false);
+    auto dx = checked(fn, "dx", dx_obj, 4, true);
+    expect_int_range(fn, dx);
+    const int N = as_int(fn, dx.shape(0)), H = as_int(fn, dx.shape(1)), W = as_int(fn, dx.shape(2)), C = as_int(fn, dx.shape(3));
+    expect_shape(fn, "dy", dy, {N, H / pool, W / pool, C});
+    expect_shape(fn, "argmax", arg, {N, H / pool, W / pool, C});
+    expect_shape(fn, "out", out, {N, H / pool, W / pool, C});
+    expect_no_alias(fn, "dx", dx, {{"dy", &dy}, {"argmax", &arg}, {"out", &out}});
+    // argmax decides where we write (see throw_first_bad_argmax).
+    const auto* a = static_cast<const int32_t*>(arg.data());
+    const long image = static_cast<long>(H) * W * C;
+    long outside;
+    {
+        py::gil_scoped_release nogil;
+        outside = mf::maxpool_backward(fptr(dy), a, fptr(out), relu_mask, N, H, W, C, pool, fptr_mut(dx));
+    }
+    if (outside) throw_first_bad_argmax(fn, arg, image);
+    return dx;
+}
+
+
+py::array global_avgpool_forward(const py::object& x_obj, const py::object& out_obj) {
+    const char* fn = "global_avgpool_forward";
+    auto x = checked(fn, "x", x_obj, 4, false);
+    auto out = checked(fn, "out", out_obj, 2, true);
+    expect_int_range(fn, x);
+    const int N = as_int(fn, x.shape(0)), HW = as_int(fn, x.shape(1) * x.shape(2)), C = as_int(fn, x.shape(3));
+    if (HW == 0) throw py::value_error(std::string(fn) + ": x " + shape_str(x) + " has no pixels");
+    expect_shape(fn, "out", out, {N, C});
+    expect_no_alias(fn, "out", out, {{"x", &x}});
+    {
+        py::gil_scoped_release nogil;
+        mf::global_avgpool_forward(fptr(x), N, HW, C, fptr_mut(out));
+    }
+    return out;
+}
+
+py::array global_avgpool_backward(const py::object& dy_obj, const py::object& dx_obj) {
+    const char* fn = "global_avgpool_backward";
+    auto dy = checked(fn, "dy", dy_obj, 2, false);
+    auto dx = checked(fn, "dx", dx_obj, 4, true);
+    expect_int_range(fn, dx);
+    const int N = as_int(fn, dx.shape(0)), HW = as_int(fn, dx.shape(1) * dx.shape(2)), C = as_int(fn, dx.shape(3));
+    if (HW == 0) throw py::value_error(std::string(fn) + ": dx " + shape_str(dx) + " has no pixels");
+    expect_shape(fn, "dy", dy, {N, C});
+    expect_no_alias(fn, "dx", dx, {{"dy", &dy}});
+    {
+        py::gil_scoped_release nogil;
+        mf::global_avgpool_backward(fptr(dy), N, HW, C, fptr_mut(dx));
+    }
+    return dx;
+}
+
+}  // namespace
+
+MF_BIND_KERNELS(bind_pooling) {
+    cls.def("maxpool_forward", method(&maxpool_forward), py::arg("x"), py::arg("out"), py::arg("argmax"), py::arg("pool"));
+    cls.def("maxpool_backward", method(&maxpool_backward), py::arg("dy"), py::arg("argmax"), py::arg("out"), py::arg("dx"),
+          py::arg("pool"), py::arg("relu_mask") = false);
+    cls.def("global_avgpool_forward", method(&global_avgpool_forward), py::arg("x"), py::arg("out"));
+    cls.def("global_avgpool_backward", method(&global_avgpool_backward), py::arg("dy"), py::arg("dx"));
+}
+
+}  // namespace mfpy

@@ -92,6 +92,47 @@ inline void expect_no_alias(const char* fn, const char* out_name, const py::arra
 inline const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
 inline float* fptr_mut(py::array& a) { return static_cast<float*>(a.mutable_data()); }
 
+// A dimension passed to a kernel as int.
+inline int as_int(const char* fn, py::ssize_t v) {
+    if (v > INT32_MAX) throw py::value_error(std::string(fn) + ": dimension too large");
+    return static_cast<int>(v);
+}
+
+inline void expect_positive(const char* fn, const char* name, long v) {
+    if (v < 1) throw py::value_error(std::string(fn) + ": " + name + " must be >= 1, got " + std::to_string(v));
+}
+
+// An optional output: null when obj is None; its array is kept in holder.
+inline float* optional_out(const char* fn, const char* name, const py::object& obj,
+                           std::initializer_list<py::ssize_t> dims, py::array& holder, int ndim) {
+    if (obj.is_none()) return nullptr;
+    holder = checked(fn, name, obj, ndim, true);
+    expect_shape(fn, name, holder, dims);
+    return fptr_mut(holder);
+}
+
+// An optional (F,) bias: null when b is None; its array is kept in holder.
+inline const float* optional_bias(const char* fn, const py::object& b_obj, int F, py::array& holder,
+                                  const py::array& out) {
+    if (b_obj.is_none()) return nullptr;
+    holder = checked(fn, "b", b_obj, 1, false);
+    expect_shape(fn, "b", holder, {F});
+    expect_no_alias(fn, "out", out, {{"b", &holder}});
+    return fptr(holder);
+}
+
+// The kernels skip and count argmax entries outside their image; this names the first one (the
+// scan runs only on that error path).
+[[noreturn]] inline void throw_first_bad_argmax(const char* fn, const py::array& arg, long image) {
+    const auto* a = static_cast<const int32_t*>(arg.data());
+    for (py::ssize_t k = 0; k < arg.size(); ++k) {
+        if (a[k] < 0 || a[k] >= image)
+            throw py::value_error(std::string(fn) + ": argmax entry " + std::to_string(k) + " = " + std::to_string(a[k]) +
+                                  " is outside an image of " + std::to_string(image) + " elements");
+    }
+    throw py::value_error(std::string(fn) + ": argmax has entries outside their image");
+}
+
 // An array of any rank (the elementwise kernels take any shape).
 inline py::array checked_any(const char* fn, const char* name, const py::object& obj, bool writable,
                              const py::dtype& dtype = py::dtype::of<float>()) {
@@ -139,7 +180,5 @@ auto method(R (*f)(const mf::Context&, Args...)) {
         return f(k.ctx, args...);
     };
 }
-
-void bind_cnn_kernels(py::class_<Kernels>& cls);
 
 }  // namespace mfpy

@@ -16,6 +16,7 @@ from __future__ import annotations
 from numba import cuda, float32
 
 from .launch import SIMULATOR, grid_blocks, launcher
+from .reduce import column_sums, launch_columns
 
 if SIMULATOR:  # the same code on tiles small enough for Python threads; still several per block
     BM, BN, BK, TM, TN = 16, 16, 16, 4, 4
@@ -133,8 +134,6 @@ def _linear_backward_input(be, dy, w, y, out):
 
 @launcher("linear_weight_grad")
 def _linear_weight_grad(be, x, dy, dw, db, alpha=1.0, beta=0.0):
-    from .reduce import column_sums, launch_columns
-
     sgemm_into(be, x, dy, dw, trans_a=True, alpha=alpha, beta=beta)
     if dy.shape[1]:
         launch_columns(column_sums, dy.shape[1], dy, db, alpha, beta)

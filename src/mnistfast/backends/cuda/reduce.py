@@ -13,6 +13,7 @@ from numba import cuda, float32, float64
 
 import numpy as np
 
+from .elementwise import batchnorm_apply, batchnorm_input_grad
 from .launch import REDUCE_THREADS, SIMULATOR, grid_blocks, launcher, run
 
 # Column kernels: a block is CX columns x CY row groups; each thread strides over the rows of its
@@ -256,8 +257,6 @@ def _global_avgpool_forward(be, x, out):
 
 @launcher("batchnorm_forward_train")
 def _batchnorm_forward_train(be, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, eps, momentum):
-    from .elementwise import batchnorm_apply
-
     launch_columns(batchnorm_stats, x.shape[1], x, save_mean, save_invstd, running_mean, running_var, eps, momentum)
     run(batchnorm_apply, x.shape[0] * x.shape[1], x, gamma, beta, save_mean, save_invstd, y, eps, 0)
     return y
@@ -265,8 +264,6 @@ def _batchnorm_forward_train(be, x, gamma, beta, y, save_mean, save_invstd, runn
 
 @launcher("batchnorm_backward")
 def _batchnorm_backward(be, dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta):
-    from .elementwise import batchnorm_input_grad
-
     launch_columns(batchnorm_grad_sums, x.shape[1], dy, x, save_mean, save_invstd, dgamma, dbeta)
     run(batchnorm_input_grad, x.shape[0] * x.shape[1], dy, x, gamma, save_mean, save_invstd, dgamma, dbeta, dx)
 

@@ -1,0 +1,91 @@
+// The extension module: the Kernels class (one backend object's settings), the module-level
+// queries, and every kernel binding registered from its kernel's file (python/registry.hpp).
+// Each binding checks dtype, shape, contiguity, writability and aliasing, raises a Python
+// exception naming the argument, and only then releases the GIL and calls a kernel that trusts
+// its inputs. Nothing is ever converted or copied: an output converted to float32 would be a
+// temporary the caller never sees.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "conv/conv.hpp"
+#include "gemm/gemm.hpp"
+#include "python/check.hpp"
+#include "python/registry.hpp"
+#include "core/parallel.hpp"
+
+namespace mf {
+#if defined(__x86_64__) || defined(_M_X64)
+double fma_peak_gflops_avx2(long iters);
+double fma_peak_gflops_avx512(long iters);
+#endif
+}  // namespace mf
+
+namespace py = pybind11;
+using namespace mfpy;
+
+std::vector<Binder>& mfpy::binders() {
+    static std::vector<Binder> all;
+    return all;
+}
+
+namespace {
+
+py::object peak_gflops(const mf::Context& ctx, long iters) {
+    // The peak of the ISA the selected GEMM kernel uses: the number its GFLOP/s are measured against.
+    if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
+#if defined(__x86_64__) || defined(_M_X64)
+    const mf::GemmKernel k = ctx.gemm;
+    if (k == mf::GemmKernel::Avx2 || k == mf::GemmKernel::Avx512) {
+        double gflops;
+        {
+            py::gil_scoped_release nogil;
+            gflops = k == mf::GemmKernel::Avx512 ? mf::fma_peak_gflops_avx512(iters) : mf::fma_peak_gflops_avx2(iters);
+        }
+        return py::float_(gflops);
+    }
+#endif
+    return py::none();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "mnistfast C++ kernels (float32, row-major, C-contiguous). Kernels(threads, gemm_kernel) "
+              "carries the settings; every kernel is one of its methods.";
+    // Captured once: later calls set the calling thread's OpenMP thread count.
+    static const int default_threads = mf::max_threads();
+    m.def("default_threads", [] { return default_threads; }, "OpenMP's default: OMP_NUM_THREADS, else all cores.");
+    m.def("has_openmp", &mf::have_openmp);
+    m.def("available_gemm_kernels", [] {
+        std::vector<std::string> names;
+        for (auto k : mf::available_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
+        return names;
+    });
+
+    py::class_<Kernels> k(m, "Kernels");
+    k.def(py::init([](int threads, const std::string& kernel, const std::string& conv) {
+             if (threads < 1) throw py::value_error("Kernels: threads must be >= 1, got " + std::to_string(threads));
+             try {
+                 return Kernels{mf::Context{threads, mf::parse_gemm_kernel(kernel), mf::parse_conv_algorithm(conv.c_str())}};
+             } catch (const std::invalid_argument& e) {
+                 throw py::value_error(std::string("Kernels: ") + e.what());
+             }
+         }),
+         py::arg("threads") = default_threads, py::arg("gemm_kernel") = "auto", py::arg("conv_algorithm") = "auto",
+         "threads >= 1; gemm_kernel 'auto' (the best this CPU supports) or one of available_gemm_kernels(); "
+         "conv_algorithm 'auto' (Winograd for 3x3 stride-1 convolutions of 16 or more channels in and out, "
+         "im2col otherwise), 'im2col' or 'winograd' (every 3x3 stride-1 convolution).");
+    k.def_property_readonly("threads", [](const Kernels& s) { return s.ctx.threads; });
+    k.def_property_readonly("gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.ctx.gemm)); });
+    k.def_property_readonly("conv_algorithm",
+                            [](const Kernels& s) { return std::string(mf::conv_algorithm_name(s.ctx.conv)); });
+    k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,
+          "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
+    for (Binder bind : binders()) bind(k);
+}
