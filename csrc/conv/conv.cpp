@@ -250,22 +250,22 @@ bool conv2d_maxpool_backward(const mf::Context& ctx, const py::object& dy_obj, c
 
 MF_BIND_KERNELS(bind_convolutions) {
     cls.def("conv2d_forward", method(&conv2d_forward), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
-          py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
-          py::arg("relu") = false, "NHWC convolution: out = relu?(im2col(x) @ w + b); b may be None.");
+            py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
+            py::arg("relu") = false, "NHWC convolution: out = relu?(im2col(x) @ w + b); b may be None.");
     cls.def("conv2d_maxpool_forward", method(&conv2d_maxpool_forward), py::arg("x"), py::arg("w"), py::arg("b"),
-          py::arg("out"), py::arg("argmax"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
-          py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"), py::arg("relu") = false,
-          "conv2d_forward then maxpool_forward in one pass where a fused kernel exists (one input channel at "
-          "stride 1; a 2x2 pool after a Winograd convolution); returns False, writing nothing, where not");
+            py::arg("out"), py::arg("argmax"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
+            py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"), py::arg("relu") = false,
+            "conv2d_forward then maxpool_forward in one pass where a fused kernel exists (one input channel at "
+            "stride 1; a 2x2 pool after a Winograd convolution); returns False, writing nothing, where not");
     cls.def("conv2d_maxpool_backward", method(&conv2d_maxpool_backward), py::arg("dy"), py::arg("argmax"),
-          py::arg("out"), py::arg("x"), py::arg("w"), py::arg("dw"), py::arg("db"), py::arg("kh"), py::arg("kw"),
-          py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"),
-          py::arg("relu_mask") = false, py::arg("dx") = py::none(),
-          "maxpool_backward then conv2d_backward (dw, db, and dx unless None) in one pass; False where no fused "
-          "kernel exists, the outputs then to be computed by the caller");
+            py::arg("out"), py::arg("x"), py::arg("w"), py::arg("dw"), py::arg("db"), py::arg("kh"), py::arg("kw"),
+            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("oh"), py::arg("ow"), py::arg("pool"),
+            py::arg("relu_mask") = false, py::arg("dx") = py::none(),
+            "maxpool_backward then conv2d_backward (dw, db, and dx unless None) in one pass; False where no fused "
+            "kernel exists, the outputs then to be computed by the caller");
     cls.def("conv2d_backward", method(&conv2d_backward), py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("dw"),
-          py::arg("db"), py::arg("dx"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
-          py::arg("pw"), "dw = im2col(x)^T dy; db = sum(dy) unless None; dx = col2im(dy w^T) unless None.");
+            py::arg("db"), py::arg("dx"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
+            py::arg("pw"), "dw = im2col(x)^T dy; db = sum(dy) unless None; dx = col2im(dy w^T) unless None.");
 }
 
 }  // namespace mfpy

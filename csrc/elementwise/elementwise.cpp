@@ -148,9 +148,9 @@ py::array batched_transpose(const py::object& x_obj, const py::object& out_obj) 
 
 MF_BIND_KERNELS(bind_elementwise) {
     cls.def("activation_forward", method(&activation_forward), py::arg("x"), py::arg("y"), py::arg("kind"),
-          py::arg("alpha") = 0.0f);
+            py::arg("alpha") = 0.0f);
     cls.def("activation_backward", method(&activation_backward), py::arg("dy"), py::arg("y"), py::arg("dx"),
-          py::arg("kind"), py::arg("alpha") = 0.0f);
+            py::arg("kind"), py::arg("alpha") = 0.0f);
     cls.def("dropout", method(&dropout), py::arg("x"), py::arg("y"), py::arg("rate"), py::arg("seed"), py::arg("step"));
     cls.def("batched_transpose", method(&batched_transpose), py::arg("x"), py::arg("out"));
 }

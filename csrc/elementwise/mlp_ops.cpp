@@ -222,13 +222,13 @@ py::array take_rows(const py::object& src_obj, const py::object& idx_obj, const 
 
 MF_BIND_KERNELS(bind_mlp_ops) {
     cls.def("relu_backward", method(&relu_backward), py::arg("dy"), py::arg("y"), py::arg("out"),
-          "out = dy * (y > 0); out may be dy.");
+            "out = dy * (y > 0); out may be dy.");
     cls.def("bias_grad", method(&bias_grad), py::arg("dy"), py::arg("out"), "out = dy.sum(axis=0)");
     cls.def("softmax_xent", method(&softmax_xent), py::arg("logits"), py::arg("labels"), py::arg("dlogits") = py::none(),
-          "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
+            "(mean cross-entropy, number correct); fills dlogits = (softmax - onehot) / rows unless None.");
     cls.def("xent_accumulate", method(&xent_accumulate), py::arg("logits"), py::arg("labels"), py::arg("dlogits"),
-          py::arg("totals"), "softmax_xent, its loss sum and correct count added to the float64 totals[0:2], the "
-          "batch's mean loss and count in totals[2:4].");
+            py::arg("totals"), "softmax_xent, its loss sum and correct count added to the float64 totals[0:2], the "
+            "batch's mean loss and count in totals[2:4].");
     cls.def("take_rows", method(&take_rows), py::arg("src"), py::arg("idx"), py::arg("out"), "out[i] = src[idx[i]]");
 }
 

@@ -215,12 +215,12 @@ void batchnorm_backward(const py::object& dy_obj, const py::object& x_obj, const
 
 MF_BIND_KERNELS(bind_batchnorm) {
     cls.def("batchnorm_forward_train", method(&batchnorm_forward_train), py::arg("x"), py::arg("gamma"), py::arg("beta"),
-          py::arg("y"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("running_mean"), py::arg("running_var"),
-          py::arg("eps"), py::arg("momentum"));
+            py::arg("y"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("running_mean"), py::arg("running_var"),
+            py::arg("eps"), py::arg("momentum"));
     cls.def("batchnorm_forward_infer", method(&batchnorm_forward_infer), py::arg("x"), py::arg("gamma"), py::arg("beta"),
-          py::arg("running_mean"), py::arg("running_var"), py::arg("y"), py::arg("eps"));
+            py::arg("running_mean"), py::arg("running_var"), py::arg("y"), py::arg("eps"));
     cls.def("batchnorm_backward", method(&batchnorm_backward), py::arg("dy"), py::arg("x"), py::arg("gamma"),
-          py::arg("save_mean"), py::arg("save_invstd"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"));
+            py::arg("save_mean"), py::arg("save_invstd"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"));
 }
 
 }  // namespace mfpy

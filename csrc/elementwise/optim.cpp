@@ -143,10 +143,10 @@ double sum_squares_binding(const py::object& g_obj) {
 
 MF_BIND_KERNELS(bind_optimizers) {
     cls.def("sgd_step", mfpy::method(&sgd_step_binding), py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
-          py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("grad_scale"), py::arg("clip_value"));
+            py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("grad_scale"), py::arg("clip_value"));
     cls.def("adam_step", mfpy::method(&adam_step_binding), py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),
-          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"),
-          py::arg("step"), py::arg("grad_scale"), py::arg("clip_value"));
+            py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"),
+            py::arg("step"), py::arg("grad_scale"), py::arg("clip_value"));
     cls.def("sum_squares", mfpy::method(&sum_squares_binding), py::arg("x"), "sum of x**2 in double");
 }
 

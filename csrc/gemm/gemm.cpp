@@ -227,16 +227,16 @@ void linear_weight_grad(const mf::Context& ctx, const py::object& x_obj, const p
 
 MF_BIND_KERNELS(bind_dense) {
     cls.def("gemm", method(&gemm), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
-          py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-          "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
+            py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+            "out = alpha * op(a) @ op(b) + beta * out; beta == 0 never reads out.");
     cls.def("linear_forward", method(&linear_forward), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("out"),
-          py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
+            py::arg("relu") = false, "out = x @ w + b, then ReLU if relu.");
     cls.def("linear_backward_input", method(&linear_backward_input), py::arg("dy"), py::arg("w"), py::arg("y"),
-          py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
+            py::arg("out"), "out = (dy @ w.T) * (y > 0); y=None skips the mask.");
     cls.def("linear_weight_grad", method(&linear_weight_grad), py::arg("x"), py::arg("dy"), py::arg("dw"), py::arg("db"),
-          py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-          "dw = alpha * x.T @ dy + beta * dw and db = alpha * dy.sum(axis=0) + beta * db in one GEMM; beta == 0 "
-          "never reads dw or db.");
+            py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+            "dw = alpha * x.T @ dy + beta * dw and db = alpha * dy.sum(axis=0) + beta * db in one GEMM; beta == 0 "
+            "never reads dw or db.");
 }
 
 }  // namespace mfpy

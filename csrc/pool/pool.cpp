@@ -143,7 +143,7 @@ py::array global_avgpool_backward(const py::object& dy_obj, const py::object& dx
 MF_BIND_KERNELS(bind_pooling) {
     cls.def("maxpool_forward", method(&maxpool_forward), py::arg("x"), py::arg("out"), py::arg("argmax"), py::arg("pool"));
     cls.def("maxpool_backward", method(&maxpool_backward), py::arg("dy"), py::arg("argmax"), py::arg("out"), py::arg("dx"),
-          py::arg("pool"), py::arg("relu_mask") = false);
+            py::arg("pool"), py::arg("relu_mask") = false);
     cls.def("global_avgpool_forward", method(&global_avgpool_forward), py::arg("x"), py::arg("out"));
     cls.def("global_avgpool_backward", method(&global_avgpool_backward), py::arg("dy"), py::arg("dx"));
 }
