@@ -186,7 +186,7 @@ class ArrayView:
 
     ``kind``: the array type's name for messages; ``is_array(a)``; ``extent(a)``: the ``(start,
     end)`` byte range ``a`` occupies (for the aliasing rule); ``overlaps(a, b)``: whether two
-    arrays' byte ranges intersect (the default compares extents); ``writable(a)``;
+    arrays' byte ranges intersect; ``writable(a)``;
     ``contiguous(a)``.
     """
 
@@ -209,15 +209,6 @@ class ArrayView:
 
     def contiguous(self, a) -> bool:
         return a.flags.c_contiguous
-
-
-class DeviceExtentView(ArrayView):
-    """An ``ArrayView`` whose overlap test compares ``extent``s (for arrays NumPy cannot inspect)."""
-
-    def overlaps(self, a, b) -> bool:
-        lo, hi = self.extent(a)
-        lo2, hi2 = self.extent(b)
-        return hi > lo and hi2 > lo2 and lo < hi2 and lo2 < hi
 
 
 @dataclass(frozen=True)
@@ -470,5 +461,5 @@ def rst_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "DeviceExtentView", "KERNELS", "Kernel", "RULES", "VALUE_RULES",
+__all__ = ["ACTIVATIONS", "Arg", "ArrayView", "KERNELS", "Kernel", "RULES", "VALUE_RULES",
            "conv_geometry", "markdown", "rst_table", "shape_str", "validate"]

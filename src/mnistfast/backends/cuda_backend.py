@@ -18,7 +18,8 @@ import types
 import numpy as np
 
 from .base import Backend
-from .contract import DeviceExtentView
+from .contract import ArrayView
+
 
 def _numba_cuda():
     try:
@@ -50,7 +51,7 @@ def cuda_status() -> str | None:
         return f"CUDA initialisation failed: {e}"
 
 
-class DeviceArrayView(DeviceExtentView):
+class DeviceArrayView(ArrayView):
     """Numba device arrays (the simulator's included) as the contract validator sees them."""
 
     kind = "cuda device array (backend.to_device)"
@@ -63,6 +64,10 @@ class DeviceArrayView(DeviceExtentView):
         iface = a.__cuda_array_interface__ if hasattr(a, "__cuda_array_interface__") else a.__array_interface__
         start = iface["data"][0]
         return start, start + a.size * a.dtype.itemsize
+
+    def overlaps(self, a, b) -> bool:
+        (lo, hi), (lo2, hi2) = self.extent(a), self.extent(b)
+        return hi > lo and hi2 > lo2 and lo < hi2 and lo2 < hi
 
     def writable(self, a) -> bool:
         return True
