@@ -7,6 +7,8 @@ import pathlib
 import mnistfast as mf
 
 PACKAGE = pathlib.Path(mf.__file__).parent
+# The checkout (csrc/ is not installed: CI tests an installed wheel, not the source tree).
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -77,7 +79,8 @@ def test_each_kernel_lives_in_four_places():
     from mnistfast.backends.contract import KERNELS
     from mnistfast.backends.numpy_backend import NumpyBackend
 
-    csrc = PACKAGE.parent.parent / "csrc"
+    csrc = REPO / "csrc"
+    assert csrc.is_dir(), csrc
     bound = {}
     for path in csrc.rglob("*.cpp"):
         for name in re.findall(r'cls\.def\("(\w+)"', path.read_text()):
