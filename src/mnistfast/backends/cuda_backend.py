@@ -149,6 +149,18 @@ class CudaBackend(Backend):
         self._launch.run(self._ew.take_labels, out.shape[0], src, idx, out)
         return out
 
+    def record_launches(self, execute: bool = True, as_target=None):
+        """A context manager recording every kernel this thread launches (kernel, grid, block,
+        bytes of its array arguments); see ``backends.cuda.launch.record_launches``.
+
+        Examples
+        --------
+        >>> with be.record_launches() as launches:  # doctest: +SKIP
+        ...     model.train_step(x, y, optimizer, totals)
+        >>> [(l.kernel, l.blocks) for l in launches]  # doctest: +SKIP
+        """
+        return self._launch.record_launches(execute, as_target)
+
     def synchronize(self) -> None:
         """Wait for every queued kernel (for timing)."""
         self._cuda.synchronize()

@@ -122,6 +122,24 @@ def host_overhead_per_step(be, X, y, steps: int = 200) -> float:
     return t / steps
 
 
+def record_step(model, optimizer, X, y, batch_size: int, execute: bool = True, as_target=None) -> list:
+    """The kernel launches of one training step of ``model`` (the batch gather included) on the
+    first ``batch_size`` rows of ``X``, ``y``, as ``Launch`` records; arguments as for
+    ``CudaBackend.record_launches``. The optimizer is bound to the model as ``fit`` binds it."""
+    from ..training import BatchSource
+
+    be = model.backend
+    X, y, _ = model._fit_data(X, y, None, 0.0)
+    optimizer.bind(model.flat_params, model.flat_grads, be)
+    source = BatchSource(be, X, y, batch_size, np.random.default_rng(0))
+    totals = be.zeros((4,), np.float64)
+    with be.record_launches(execute, as_target) as launches:
+        for xb, yb, _ in source.epoch(lambda: optimizer.iterations):
+            model.train_step(xb, yb, optimizer, totals)
+            break
+    return launches
+
+
 def time_to_accuracy(be, X, y, Xt, yt, target=TARGET_ACCURACY):
     """Training seconds until the basic CNN's recipe first reaches ``target`` test accuracy (checked
     after each epoch, outside the clock), or None within the recipe's epochs; and the accuracy."""

@@ -9,8 +9,10 @@ contract, so adding a kernel touches only the module that holds it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 from numba.cuda import config
@@ -19,14 +21,47 @@ from ..base import checked
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
-# A real GPU: 256 threads a block and enough blocks to fill every SM several times over; the
-# kernels loop grid-stride past that. The simulator runs each thread as a Python thread, so it
-# gets two small blocks: still more than one block and more than one stride per thread.
-THREADS = 16 if SIMULATOR else 256
-MAX_BLOCKS = 2 if SIMULATOR else 4096
 
-# Block size of the reductions (a power of two: the shared-memory tree halves it).
-REDUCE_THREADS = 16 if SIMULATOR else 256
+@dataclass(frozen=True)
+class Target:
+    """The launch geometry the kernels are compiled and sized for.
+
+    ``fill_blocks`` is the grid a launch should reach to keep every SM busy: work too narrow for
+    it (a GEMM with few output tiles, a column sum over few columns) is split along its long
+    axis until it does. It is a constant of the target, not read from the device, so that the
+    split, and with it the order of every floating-point sum, is the same on any GPU.
+    """
+
+    threads: int  # block size of the grid-stride kernels
+    max_blocks: int  # grid cap; the grid-stride kernels loop past it
+    reduce_threads: int  # block size of the tree reductions (a power of two)
+    gemm_tiles: tuple  # (BM, BN, BK, TM, TN) each, largest first: SGEMM block tile, slice, thread tile
+    column_block: tuple  # (CX, CY): columns x row groups of a column-sum block
+    fill_blocks: int
+    latency_bound_bytes: int  # work under both bounds is bound by launch latency, not by SMs:
+    latency_bound_macs: int  # it is not split to fill the GPU, and the fill rule exempts it
+
+    def latency_bound(self, array_bytes: int, macs: int = 0) -> bool:
+        """Whether a launch touching ``array_bytes`` with ``macs`` multiply-adds is too small to
+        need the whole GPU."""
+        return array_bytes <= self.latency_bound_bytes and macs <= self.latency_bound_macs
+
+
+# A real GPU: two blocks for each of an H100's 132 SMs at least, 256 threads a block. A launch
+# touching at most 1 MiB (well under a microsecond of HBM traffic) with at most 2^20 multiply-adds
+# (a few microseconds on the few SMs its tiles occupy) waits on launch latency, not on the SMs.
+GPU = Target(threads=256, max_blocks=4096, reduce_threads=256, gemm_tiles=((64, 64, 16, 4, 4), (32, 32, 16, 2, 2)),
+             column_block=(32, 8), fill_blocks=2 * 132, latency_bound_bytes=1 << 20, latency_bound_macs=1 << 20)
+# The simulator runs each thread as a Python thread: a few small blocks, still more than one block
+# and more than one stride per thread, and nothing exempt from the fill, so that the split paths
+# run on the small shapes of the tests.
+SIMULATED = Target(threads=16, max_blocks=2, reduce_threads=16, gemm_tiles=((16, 16, 16, 4, 4), (8, 8, 8, 2, 2)),
+                   column_block=(4, 4), fill_blocks=4, latency_bound_bytes=0, latency_bound_macs=0)
+COMPILED = SIMULATED if SIMULATOR else GPU
+WARP = 32
+
+THREADS = COMPILED.threads
+REDUCE_THREADS = COMPILED.reduce_threads
 
 
 # kernel name -> (backend method name, checked launcher)
@@ -47,21 +82,98 @@ def launcher(kernel: str, method: str | None = None):
     return register
 
 
+# -- launching, and the recorder ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Launch:
+    """One recorded kernel launch."""
+
+    kernel: str
+    blocks: int
+    threads: int  # per block
+    array_bytes: int  # the sizes of its array arguments together: what it may touch at most
+    macs: int  # multiply-adds of a GEMM, 0 for other kernels
+
+
+class _Recording(threading.local):
+    launches: list | None = None
+    execute: bool = True
+    target: Target | None = None
+
+
+_recording = _Recording()
+
+
+def target() -> Target:
+    """The geometry launches are sized for now: the compiled one, or a recorder's."""
+    return _recording.target or COMPILED
+
+
+@contextlib.contextmanager
+def record_launches(execute: bool = True, as_target: Target | None = None):
+    """Record every kernel launched in this thread inside the block; yields the list of
+    :class:`Launch`.
+
+    ``execute=False`` records without running anything (the arrays keep whatever they held), and
+    ``as_target`` then sizes the launches for another geometry: under the simulator,
+    ``record_launches(execute=False, as_target=GPU)`` gives the launches a real GPU would see for
+    full-size work, which the simulator could not run in reasonable time.
+    """
+    if as_target is not None and execute and as_target is not COMPILED:
+        raise ValueError("record_launches: kernels compiled for one target cannot run sized for another")
+    saved = (_recording.launches, _recording.execute, _recording.target)
+    launches: list = []
+    _recording.launches, _recording.execute, _recording.target = launches, execute, as_target
+    try:
+        yield launches
+    finally:
+        _recording.launches, _recording.execute, _recording.target = saved
+
+
+def launch(kernel, blocks: int, threads, *args, macs: int = 0, name: str | None = None) -> None:
+    """``kernel[blocks, threads](*args)``: the one place every kernel of the backend is launched.
+    For the recorder: ``macs``, a GEMM's multiply-adds; ``name``, the kernel's name where it
+    depends on the target (a dry run for another target names what that target would run)."""
+    if _recording.launches is not None:
+        size = sum(a.size * a.dtype.itemsize for a in args if getattr(a, "__cuda_ndarray__", False))
+        per_block = threads if isinstance(threads, int) else int(np.prod(threads))
+        name = name or getattr(kernel, "__name__", str(kernel))
+        _recording.launches.append(Launch(name, int(blocks), per_block, size, int(macs)))
+        if not _recording.execute:
+            return
+    kernel[blocks, threads](*args)
+
+
 def run(kernel, n: int, *args) -> None:
     """Launch grid-stride ``kernel`` over ``n`` items (nothing for ``n == 0``)."""
     if n:
-        kernel[grid(n)](*args)
+        blocks, threads = grid(n)
+        launch(kernel, blocks, threads, *args)
 
 
 def grid(n: int):
-    """(blocks, threads) for a grid-stride kernel over ``n`` items."""
-    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS)))
-    return blocks, THREADS
+    """(blocks, threads) for a grid-stride kernel over ``n`` items. Blocks shrink (down to one
+    warp) before the grid falls short of the target's fill, so a few thousand items still spread
+    over every SM."""
+    t = target()
+    threads = t.threads
+    while threads > WARP and -(-n // threads) < t.fill_blocks:
+        threads //= 2
+    return max(1, min(t.max_blocks, -(-n // threads))), threads
 
 
 def grid_blocks(n_blocks: int) -> int:
     """Blocks for a kernel that loops over ``n_blocks`` independent work items (tiles, channels)."""
-    return max(1, min(MAX_BLOCKS, n_blocks))
+    return max(1, min(target().max_blocks, n_blocks))
+
+
+def chunk_to_fill(items: int, length: int, min_chunk: int) -> int:
+    """How long the chunks of a ``length``-long axis should be so that ``items`` independent
+    pieces of work, each cut into chunks, reach the target's fill: ``length`` (no cut) when they
+    already do, and never shorter than ``min_chunk``. Cut into ``ceil(length / chunk)`` chunks."""
+    want = -(-target().fill_blocks // max(1, items))
+    if want <= 1 or length < 2 * min_chunk:
+        return length
+    return max(min_chunk, length // want)
 
 
 def _share_simulator_shared_arrays_safely():

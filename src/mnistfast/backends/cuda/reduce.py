@@ -14,11 +14,14 @@ from numba import cuda, float32, float64
 import numpy as np
 
 from .elementwise import batchnorm_apply, batchnorm_input_grad
-from .launch import REDUCE_THREADS, SIMULATOR, grid_blocks, launcher, run
+from .launch import COMPILED, REDUCE_THREADS, grid, grid_blocks, launch, launcher, run, chunk_to_fill, target
 
 # Column kernels: a block is CX columns x CY row groups; each thread strides over the rows of its
 # column, then the CY partials meet in shared memory. Reads of a row are coalesced across tx.
-CX, CY = (4, 4) if SIMULATOR else (32, 8)
+CX, CY = COMPILED.column_block
+# A column sum too narrow to fill the GPU is cut into row chunks at least this long, one block per
+# (columns, chunk) pair, whose partial sums a second kernel adds in order.
+MIN_CHUNK_ROWS = 64
 
 
 @cuda.jit(device=True)
@@ -111,8 +114,59 @@ def batchnorm_grad_sums(dy, x, save_mean, save_invstd, dgamma, dbeta):
             dgamma[c] = total_dyx
 
 
+@cuda.jit("void(float32[:, ::1], float64[:, ::1], int32)")
+def column_partial_sums(x, partial, chunk_rows):
+    """partial[k, c] = x[k*chunk_rows : (k+1)*chunk_rows, c].sum(), one (column block, chunk) pair
+    per block, grid-stride."""
+    part = cuda.shared.array((CY, CX), float64)
+    rows, cols = x.shape[0], x.shape[1]
+    chunks = partial.shape[0]
+    col_blocks = (cols + CX - 1) // CX
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    for work in range(cuda.blockIdx.x, col_blocks * chunks, cuda.gridDim.x):
+        k = work // col_blocks
+        c = (work % col_blocks) * CX + tx
+        lo = k * chunk_rows
+        s = 0.0
+        if c < cols:
+            for r in range(lo + ty, min(rows, lo + chunk_rows), CY):
+                s += x[r, c]
+        part[ty, tx] = s
+        total = _tree_sum_over_y(part, tx, ty)
+        if ty == 0 and c < cols:
+            partial[k, c] = total
+
+
+@cuda.jit("void(float64[:, ::1], float32[::1], float32, float32)")
+def column_sums_finish(partial, out, alpha, beta):
+    """out = alpha * partial.sum(axis=0) + beta * out, the chunks added in order."""
+    for c in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        s = 0.0
+        for k in range(partial.shape[0]):
+            s += partial[k, c]
+        out[c] = alpha * s if beta == 0 else alpha * s + beta * out[c]
+
+
 def launch_columns(kernel, cols, *args):
-    kernel[grid_blocks(-(-cols // CX)), (CX, CY)](*args)
+    cx, cy = target().column_block
+    launch(kernel, grid_blocks(-(-cols // cx)), (cx, cy), *args)
+
+
+def launch_column_sums(be, x, out, alpha=1.0, beta=0.0):
+    """``out = alpha * x.sum(axis=0) + beta * out``; in row chunks when the columns alone would
+    leave the GPU idle."""
+    rows, cols = x.shape
+    cx, cy = target().column_block
+    col_blocks = -(-cols // cx)
+    small = target().latency_bound(x.size * x.dtype.itemsize)
+    chunk_rows = rows if small else chunk_to_fill(col_blocks, rows, MIN_CHUNK_ROWS)
+    if chunk_rows >= rows:
+        launch_columns(column_sums, cols, x, out, alpha, beta)
+        return
+    chunks = -(-rows // chunk_rows)
+    partial = be._workspace("column_partials", (chunks, cols), np.float64)
+    launch(column_partial_sums, grid_blocks(col_blocks * chunks), (cx, cy), x, partial, chunk_rows)
+    launch(column_sums_finish, *grid(cols), partial, out, alpha, beta)
 
 
 @cuda.jit("void(float32[:, ::1], int64[::1], float32[:, ::1], int32, float64[::1], float64[::1])")
@@ -225,7 +279,7 @@ def global_avgpool_forward(x, out):
 # -- the contract's kernels ---------------------------------------------------------------------------
 @launcher("bias_grad")
 def _bias_grad(be, dy, out):
-    launch_columns(column_sums, dy.shape[1], dy, out, 1.0, 0.0)
+    launch_column_sums(be, dy, out)
     return out
 
 
@@ -236,7 +290,7 @@ def _xent_accumulate(be, logits, labels, dlogits, totals):
     row_correct = be._workspace("row_correct", (rows,), np.float64)
     run(softmax_xent_rows, rows, logits, labels, be._no_mat if dlogits is None else dlogits, int(dlogits is not None),
         row_loss, row_correct)
-    accumulate_totals[1, REDUCE_THREADS](row_loss, row_correct, rows, totals)
+    launch(accumulate_totals, 1, target().reduce_threads, row_loss, row_correct, rows, totals)
 
 
 @launcher("softmax_xent")
@@ -270,11 +324,12 @@ def _batchnorm_backward(be, dy, x, gamma, save_mean, save_invstd, dx, dgamma, db
 
 @launcher("sum_squares")
 def _sum_squares(be, x):
-    blocks = grid_blocks(-(-x.shape[0] // REDUCE_THREADS))
+    threads = target().reduce_threads
+    blocks = grid_blocks(-(-x.shape[0] // threads))
     partials = be._workspace("ss_partials", (blocks,), np.float64)
     total = be._workspace("ss_total", (1,), np.float64)
     if x.shape[0] == 0:
         return 0.0
-    sum_squares_partials[blocks, REDUCE_THREADS](x, partials)
-    sum_vector[1, REDUCE_THREADS](partials, total)
+    launch(sum_squares_partials, blocks, threads, x, partials)
+    launch(sum_vector, 1, threads, partials, total)
     return float(total.copy_to_host()[0])
