@@ -24,7 +24,7 @@ def cuda_backend():
 @pytest.mark.parametrize("n", bench_cuda.GEMM_SIZES)
 def test_sgemm(benchmark, cuda_backend, impl, n):
     if impl == "cublas":
-        lib = bench_cuda.cublas_matmul(n)
+        lib = bench_cuda.cublas_runner(n, n, n)
         if lib is None:
             pytest.skip("no cuBLAS binding: install cupy or a CUDA build of torch")
         fn = lib[1]

@@ -277,6 +277,10 @@ class Sequential:
             verbose: int = 1, callbacks=(), augment=None) -> History:
         """Mini-batch training; returns a :class:`History`.
 
+        ``X`` (and ``validation_data``'s) may be, on the cuda backend, a GPU array (CuPy, PyTorch
+        CUDA, Numba) of float32 in the model's input layout, used in place: nothing is copied
+        through the host but the labels, which are checked there. The model must be built.
+
         ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls); without
         one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: a name (``"constant"``,
         ``"cosine"``, ``"step"``, ``"exponential"``, ``"onecycle"``), an ``mf.schedules`` object
@@ -288,12 +292,12 @@ class Sequential:
         an ``mf.augment.RandomAffine`` applied to every training batch on the backend (image
         models only; seeded by the model's seed and the step, unless it has its own seed).
         """
-        X, y, validation = self._fit_data(X, y, validation_data, validation_split)
+        (X, y, on_device), validation = self._fit_data(X, y, validation_data, validation_split)
         epochs, batch_size = _count("epochs", epochs, 0), _count("batch_size", batch_size, 1)
         optimizer = _fit_optimizer(optimizer, lr)
         be = self.backend
         optimizer.bind(self.flat_params, self.flat_grads, be)
-        source = BatchSource(be, X, y, batch_size, self._rng if shuffle else None, augment, self.seed)
+        source = BatchSource(be, X, y, batch_size, self._rng if shuffle else None, augment, self.seed, on_device)
         schedule = make_schedule(lr_schedule, optimizer.initial_lr, epochs, source.steps)
         metrics = TrainingMetrics(be, self.n_classes, source.steps, epochs, verbose, callbacks)
         good = LastGoodWeights(be, self.flat_params)
@@ -345,23 +349,34 @@ class Sequential:
         optimizer.lr = max(lr, self.lr_floor) if self.lr_scale < 1.0 else lr
 
     def _fit_data(self, X, y, validation_data, validation_split):
-        """Checked training arrays and the validation pair (or None) for ``fit``."""
-        X = self._check_x(X, fitting=True)
-        y = self._check_y(y, len(X))
+        """The checked training triple ``(X, y, on_device)`` and the validation triple (or None)
+        for ``fit``."""
+        X, y, on_device = self._labelled(X, y, "X", fitting=True)
         if validation_split:
             if validation_data is not None:
                 raise ValueError("fit: pass validation_data or validation_split, not both")
             if not 0.0 < validation_split < 1.0:
                 raise ValueError(f"validation_split must lie strictly between 0 and 1, got {validation_split}")
-            cut = len(X) - int(round(len(X) * validation_split))
-            if cut in (0, len(X)):
-                raise ValueError(f"validation_split {validation_split} of {len(X)} samples leaves an empty split")
-            return X[:cut], y[:cut], (X[cut:], y[cut:])
+            n = X.shape[0]
+            cut = n - int(round(n * validation_split))
+            if cut in (0, n):
+                raise ValueError(f"validation_split {validation_split} of {n} samples leaves an empty split")
+            return (X[:cut], y[:cut], on_device), (X[cut:], y[cut:], on_device)
         if validation_data is None:
-            return X, y, None
+            return (X, y, on_device), None
         Xv, yv = validation_data
-        Xv = self._check_x(Xv, "validation X")
-        return X, y, (Xv, self._check_y(yv, len(Xv), "validation y"))
+        return (X, y, on_device), self._labelled(Xv, yv, "validation X")
+
+    def _labelled(self, X, y, what="X", fitting: bool = False):
+        """``(X, y, on_device)``: checked inputs and their int64 labels. A GPU array ``X`` stays on
+        the device (see ``_device_input``); labels, small, are checked on the host."""
+        if _is_device_array(X):
+            X, on_device = self._device_input(X, what), True
+        else:
+            X, on_device = self._check_x(X, what, fitting), False
+        if _is_device_array(y):
+            y = self.backend.to_host(self.backend.from_foreign(y))
+        return X, self._check_y(y, X.shape[0], what[:-1] + "y"), on_device
 
     def _prepare_input(self, X, what="X"):
         """(array, on_device): a checked host array, or a backend view of a device array (CuPy,
@@ -402,7 +417,7 @@ class Sequential:
             hi = min(X.shape[0], lo + batch_size)
             yield lo, self.forward(be.rows(X, lo, hi) if on_device else be.to_device(X[lo:hi]), training=False)
 
-    def _evaluate_prepared(self, X, y, batch_size: int = 256, on_device: bool = False) -> dict:
+    def _evaluate_prepared(self, X, y, on_device: bool = False, batch_size: int = 256) -> dict:
         be = self.backend
         totals = be.zeros((4,), dtype=np.float64)
         y_dev = be.to_device(y)
@@ -415,10 +430,8 @@ class Sequential:
         """``{"loss": mean cross-entropy, "accuracy": fraction correct}``. ``X`` may be a host array
         or, on the cuda backend, a GPU array (CuPy, PyTorch CUDA) used in place."""
         self._require_built("evaluate")
-        X, on_device = self._prepare_input(X)
-        if _is_device_array(y):
-            y = self.backend.to_host(self.backend.from_foreign(y))  # labels are small
-        return self._evaluate_prepared(X, self._check_y(y, X.shape[0]), batch_size, on_device)
+        X, y, on_device = self._labelled(X, y)
+        return self._evaluate_prepared(X, y, on_device, batch_size)
 
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)``, float32."""

@@ -36,6 +36,7 @@ class BatchSource:
         Where the batches live.
     X, y : numpy.ndarray
         Checked host arrays: ``(n, *sample shape)`` inputs in the backend's dtype, int64 labels.
+        ``X`` may instead be a backend array already (``on_device``), used in place.
     batch_size : int
         Rows per batch (the last batch of an epoch may be shorter).
     rng : numpy.random.Generator or None
@@ -44,18 +45,21 @@ class BatchSource:
         Applied to every batch on the backend (image inputs only).
     seed : int
         The model's seed, for an ``augment`` without its own.
+    on_device : bool
+        ``X`` is a backend array (a GPU array given to ``fit``), not a host array.
     """
 
-    def __init__(self, backend, X, y, batch_size, rng=None, augment=None, seed=0):
+    def __init__(self, backend, X, y, batch_size, rng=None, augment=None, seed=0, on_device=False):
         be = self.backend = backend
-        self.n, self.sample = len(X), X.shape[1:]
+        self.n, self.sample = X.shape[0], tuple(X.shape[1:])
         if augment is not None and len(self.sample) != 3:
             raise ValueError("fit: augment needs an image model (input_shape (C, H, W))")
         self.batch_size = min(int(batch_size), self.n)
         self.steps = -(-self.n // self.batch_size)
         self.rng, self.augment, self.seed = rng, augment, seed
         # Read only (rows gathered per step, then viewed as samples): host backends share X and y.
-        self.X = be.to_device(X.reshape(self.n, -1), copy=False)
+        features = int(np.prod(self.sample))
+        self.X = be.reshape(X, (self.n, features)) if on_device else be.to_device(X.reshape(self.n, -1), copy=False)
         self.y = be.to_device(y, copy=False)
         self._x_full = be.empty((self.batch_size, self.X.shape[1]))
         self._y_full = be.empty((self.batch_size,), dtype=np.int64)

@@ -149,9 +149,10 @@ class CudaBackend(Backend):
         self._launch.run(self._ew.take_labels, out.shape[0], src, idx, out)
         return out
 
-    def record_launches(self, execute: bool = True, as_target=None):
+    def record_launches(self, execute: bool = True, as_target=None, timed: bool = False):
         """A context manager recording every kernel this thread launches (kernel, grid, block,
-        bytes of its array arguments); see ``backends.cuda.launch.record_launches``.
+        bytes of its array arguments, GPU time if ``timed``); see
+        ``backends.cuda.launch.record_launches``.
 
         Examples
         --------
@@ -159,7 +160,7 @@ class CudaBackend(Backend):
         ...     model.train_step(x, y, optimizer, totals)
         >>> [(l.kernel, l.blocks) for l in launches]  # doctest: +SKIP
         """
-        return self._launch.record_launches(execute, as_target)
+        return self._launch.record_launches(execute, as_target, timed)
 
     def synchronize(self) -> None:
         """Wait for every queued kernel (for timing)."""

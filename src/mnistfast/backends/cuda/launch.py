@@ -1,10 +1,14 @@
-"""Launch configurations (the same kernels, sized for a real GPU or for the simulator), and the
-registry of launchers.
+"""Launch configurations (the same kernels, sized for a real GPU or for the simulator), the
+registry of launchers, and the one function that launches, with its recorder.
 
 A launcher is the host side of one contract kernel: a function ``name(be, ...)`` with the table's
 argument names, defined beside the CUDA kernels it launches and registered with ``@launcher``.
 ``CudaBackend`` binds every registered launcher as its method of that name, checked against the
 contract, so adding a kernel touches only the module that holds it.
+
+Every kernel goes through :func:`launch`, so :func:`record_launches` sees them all: the tests
+count a training step's launches and check its grids (dry, sized for an H100, under the
+simulator), and the GPU check times each kernel of a step with CUDA events.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba.cuda import config
@@ -92,12 +97,14 @@ class Launch:
     threads: int  # per block
     array_bytes: int  # the sizes of its array arguments together: what it may touch at most
     macs: int  # multiply-adds of a GEMM, 0 for other kernels
+    seconds: float | None = None  # its GPU time, in a timed recording
 
 
 class _Recording(threading.local):
     launches: list | None = None
     execute: bool = True
     target: Target | None = None
+    events: list | None = None  # (start, stop) per launch, when timed
 
 
 _recording = _Recording()
@@ -109,38 +116,69 @@ def target() -> Target:
 
 
 @contextlib.contextmanager
-def record_launches(execute: bool = True, as_target: Target | None = None):
+def record_launches(execute: bool = True, as_target: Target | None = None, timed: bool = False):
     """Record every kernel launched in this thread inside the block; yields the list of
     :class:`Launch`.
 
     ``execute=False`` records without running anything (the arrays keep whatever they held), and
     ``as_target`` then sizes the launches for another geometry: under the simulator,
     ``record_launches(execute=False, as_target=GPU)`` gives the launches a real GPU would see for
-    full-size work, which the simulator could not run in reasonable time.
+    full-size work, which the simulator could not run in reasonable time. ``timed=True`` brackets
+    each launch with CUDA events and, when the block ends, waits for the GPU and fills each
+    record's ``seconds`` (under the simulator, host time: launches are synchronous there).
     """
     if as_target is not None and execute and as_target is not COMPILED:
         raise ValueError("record_launches: kernels compiled for one target cannot run sized for another")
-    saved = (_recording.launches, _recording.execute, _recording.target)
+    if timed and not execute:
+        raise ValueError("record_launches: a dry run has nothing to time")
+    saved = (_recording.launches, _recording.execute, _recording.target, _recording.events)
     launches: list = []
-    _recording.launches, _recording.execute, _recording.target = launches, execute, as_target
+    events: list | None = [] if timed else None
+    _recording.launches, _recording.execute, _recording.target, _recording.events = launches, execute, as_target, events
     try:
         yield launches
     finally:
-        _recording.launches, _recording.execute, _recording.target = saved
+        _recording.launches, _recording.execute, _recording.target, _recording.events = saved
+    if events is not None:
+        for i, (start, stop) in enumerate(events):
+            launches[i] = replace(launches[i], seconds=_elapsed(start, stop))
+
+
+def _event():
+    if SIMULATOR:
+        return time.perf_counter()
+    from numba import cuda
+
+    ev = cuda.event()
+    ev.record()
+    return ev
+
+
+def _elapsed(start, stop) -> float:
+    if SIMULATOR:
+        return stop - start
+    stop.synchronize()
+    return start.elapsed_time(stop) / 1e3
 
 
 def launch(kernel, blocks: int, threads, *args, macs: int = 0, name: str | None = None) -> None:
     """``kernel[blocks, threads](*args)``: the one place every kernel of the backend is launched.
     For the recorder: ``macs``, a GEMM's multiply-adds; ``name``, the kernel's name where it
     depends on the target (a dry run for another target names what that target would run)."""
-    if _recording.launches is not None:
-        size = sum(a.size * a.dtype.itemsize for a in args if getattr(a, "__cuda_ndarray__", False))
-        per_block = threads if isinstance(threads, int) else int(np.prod(threads))
-        name = name or getattr(kernel, "__name__", str(kernel))
-        _recording.launches.append(Launch(name, int(blocks), per_block, size, int(macs)))
-        if not _recording.execute:
-            return
+    rec = _recording
+    if rec.launches is None:
+        kernel[blocks, threads](*args)
+        return
+    size = sum(a.size * a.dtype.itemsize for a in args if getattr(a, "__cuda_ndarray__", False))
+    per_block = threads if isinstance(threads, int) else int(np.prod(threads))
+    name = name or getattr(kernel, "__name__", str(kernel))
+    rec.launches.append(Launch(name, int(blocks), per_block, size, int(macs)))
+    if not rec.execute:
+        return
+    start = _event() if rec.events is not None else None
     kernel[blocks, threads](*args)
+    if start is not None:
+        rec.events.append((start, _event()))
 
 
 def run(kernel, n: int, *args) -> None:
