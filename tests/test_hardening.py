@@ -65,14 +65,19 @@ def test_a_model_with_non_finite_weights_is_not_saved(tmp_path):
 def test_unusable_out_fails_before_training(tmp_path, capsys, monkeypatch, case):
     (tmp_path / "f").write_text("x")
     out = {"file": tmp_path / "f", "under_file": tmp_path / "f" / "run", "unwritable": tmp_path / "ro" / "run"}[case]
-    if case == "unwritable":  # root may write anywhere, so the check's verdict is simulated
+    if case == "unwritable":  # root may write anywhere, so the probe's failure is simulated
         (tmp_path / "ro").mkdir()
-        monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+
+        def denied(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("mnistfast.outputs.tempfile.mkdtemp", denied)
     rc = main(["train", "--out", str(out), "--epochs", "1"])
     captured = capsys.readouterr()
     assert rc == 2 and "Epoch" not in captured.out
-    want = {"file": "exists and is not a directory", "under_file": "is a file, so no directory can be made",
-            "unwritable": "is not writable"}[case]
+    want = {"file": "exists and is a regular file, not a directory",
+            "under_file": "is not a directory, so nothing can be written under it",
+            "unwritable": "cannot write in"}[case]
     assert f"--out {out}: " in captured.err and want in captured.err
 
 

@@ -138,8 +138,9 @@ def test_plot_and_train_plots_write_readable_figures(run_dir, small_mnist_dir, t
     run = tmp_path / "cnn"
     assert main(["train", "--model", "cnn", "--data", str(small_mnist_dir), "--epochs", "1", "--verbose", "0",
                  "--plots", "--out", str(run)]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["confusion_matrix.png", "first_layer.png", "history.json",
-                                                      "learning_curves.png", "misclassified.png", "model.npz"]
+    assert sorted(p.name for p in run.iterdir()) == [".mnistfast-run", "confusion_matrix.png", "first_layer.png",
+                                                      "history.json", "learning_curves.png", "misclassified.png",
+                                                      "model.npz"]
     check_png(run / "first_layer.png", (300, 800))
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .outputs import RUN_MARKER, RunDirectory, check_output_dir, check_output_file
 
 # Training defaults come from each preset's recipe (mnistfast.presets.RECIPES); a flag left at
 # None keeps the recipe's value.
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_search(args) -> int:
     from .search import run_search
 
-    check_output_dir(Path(args.out))
+    check_output_dir(args.out)
     result = run_search(args.trials, args.out, sampler=args.sampler, storage=args.storage, study=args.study,
                         epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
     print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
@@ -157,6 +158,8 @@ def cmd_search(args) -> int:
 def cmd_plot(args) -> int:
     from .plots import plot_run
 
+    if args.out:
+        check_output_dir(args.out)
     for path in plot_run(args.run_dir, data=args.data, out_dir=args.out):
         print(f"wrote {path}")
     return 0
@@ -169,8 +172,7 @@ def cmd_eval(args) -> int:
     from .preprocessing import model_input
     from .storage import write_json
 
-    out = Path(args.out) if args.out else Path(args.model).parent / "eval.json"
-    check_output_dir(out.parent)
+    out = check_output_file(Path(args.out) if args.out else Path(args.model).parent / "eval.json")
     model = load_model(args.model, backend=args.backend)
     (_, _), (X, y) = load_mnist(args.data, normalize=None, seed=args.seed)
     if model.preprocessing is None:
@@ -191,8 +193,7 @@ def cmd_predict(args) -> int:
     from .preprocessing import model_input
     from .submission import load_images, write_probabilities, write_submission
 
-    out = Path(args.out)
-    check_output_dir(out.parent)
+    out = check_output_file(args.out)
     model = load_model(args.model, backend=args.backend)
     X = model_input(model, load_images(args.data))
     if args.proba:
@@ -211,26 +212,13 @@ def cmd_bench(args) -> int:
     elif args.backend == "cuda":
         from .bench import cuda as bench_cuda
 
-        report = bench_cuda.run(rounds=args.rounds, quick=args.quick)
+        report = bench_cuda.run(rounds=args.rounds, quick=args.quick, out=args.out, include_torch=not args.no_torch)
     else:
         report = bench.run(rounds=args.rounds, gemm_rounds=args.gemm_rounds, threads=args.threads,
                            include_torch=not args.no_torch, quick=args.quick)
     bench.write_report(report, args.out)
     print(f"\nwrote {args.out}")
     return 0
-
-
-def check_output_dir(out: Path) -> None:
-    """Fail before any training if results could not be written to directory ``out``."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a directory")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out {out}: {parent} is a file, so no directory can be made under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {parent} is not writable")
 
 
 class _PipeGuard:
@@ -278,6 +266,17 @@ def _build_model(args, backend, seed, n_inputs):
 
 
 def cmd_train(args) -> int:
+    if args.epochs is not None and args.epochs < 0:
+        raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
+    if args.model != "mlp" and (args.layers or args.dropout or args.batchnorm or args.activation != "relu"):
+        raise ValueError("--layers, --dropout, --batchnorm and --activation apply to --model mlp only")
+    # Checked and locked before any training; held until the run's files are in place.
+    with RunDirectory(args.out or f"runs/{args.model}") as run_dir:
+        return _train(args, run_dir)
+
+
+def _train(args, run_dir) -> int:
+    """Train as ``args`` say and write the run into the checked, locked ``run_dir``."""
     from .backends import get_backend
     from .data import load_mnist
     from .ensemble import Ensemble
@@ -285,12 +284,7 @@ def cmd_train(args) -> int:
     from .presets import RECIPES
     from .storage import write_directory, write_json
 
-    if args.epochs is not None and args.epochs < 0:
-        raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
-    if args.model != "mlp" and (args.layers or args.dropout or args.batchnorm or args.activation != "relu"):
-        raise ValueError("--layers, --dropout, --batchnorm and --activation apply to --model mlp only")
-    out = Path(args.out or f"runs/{args.model}")
-    check_output_dir(out)
+    out = run_dir.given
     recipe = RECIPES[args.model]
     split = recipe.validation_split if args.validation_split is None else args.validation_split
     backend = get_backend(args.backend, **({"threads": args.threads} if args.backend == "cpp" and args.threads else {}))
@@ -305,6 +299,8 @@ def cmd_train(args) -> int:
     for k in range(args.ensemble):
         seed = args.seed + k
         model = _build_model(args, backend, seed, X.shape[1])
+        if k == 0:  # float32 parameters, and the optimizer's state beside them in the file
+            run_dir.require_room(3 * 4 * model.count_params() * args.ensemble)
         model.preprocessing = Preprocessing(args.normalize)
         fit_kwargs = recipe.fit_kwargs(optimizer_options=options, optimizer=args.optimizer, lr=args.lr,
                                        lr_schedule=args.lr_schedule, epochs=args.epochs, batch_size=args.batch_size,
@@ -345,12 +341,13 @@ def cmd_train(args) -> int:
         files = {"model.npz": ensemble.save}
     # The model, its history and its figures land together or not at all (see write_directory).
     files["history.json"] = lambda path: write_json(path, record)
+    files[RUN_MARKER] = lambda path: write_json(path, {"format": "mnistfast.run/1", "written_by": __version__})
     if args.plots:
         from .plots import run_figures
 
         files.update(run_figures(members[0], records[0], Xt, yt))
-    write_directory(out, files)
-    print(f"wrote {out}: {', '.join(files)}")
+    write_directory(run_dir.path, files)
+    print(f"wrote {out}: {', '.join(f for f in files if f != RUN_MARKER)}")
     return 0
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import zipfile
@@ -29,8 +31,16 @@ def _umask() -> int:
 def atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place, so a
     crash never leaves a half-written file under the final name. The file gets the permissions a
-    plain ``open`` would give it (mkstemp's are 0600)."""
-    path = Path(path)
+    plain ``open`` would give it (mkstemp's are 0600). A link at ``path`` is followed (its target
+    is written); anything there but a regular file (a directory, device, FIFO, socket) is refused."""
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)  # a link stays a link
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise IsADirectoryError(errno.EISDIR, "exists and is a directory", str(path)) if stat.S_ISDIR(mode) else \
+            OSError(errno.EEXIST, "exists and is not a regular file (a device, FIFO or socket): not replaced", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -83,7 +93,7 @@ def write_directory(out, writers: dict) -> None:
     temporary directory beside ``out``, which then replaces ``out`` in one atomic exchange. A crash
     or kill at any point leaves ``out`` either complete and old or complete and new, never a mix
     (leftovers are cleaned by the next write)."""
-    out = Path(out)
+    out = Path(os.path.realpath(out))  # a link to the directory stays a link; its target is replaced
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
