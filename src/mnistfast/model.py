@@ -8,6 +8,7 @@ buffer (and their gradients in another), so an optimizer step is one kernel call
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -28,6 +29,19 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _is_device_array(a) -> bool:
     """A GPU array: anything exporting ``__cuda_array_interface__``, or a Numba device array."""
     return hasattr(a, "__cuda_array_interface__") or bool(getattr(a, "__cuda_ndarray__", False))
+
+
+def _one_call_at_a_time(method):
+    """Run ``method`` holding the backend's call lock: a model's layers keep their activations in
+    buffers of the model and its backend, so two threads predicting with one model (or with two
+    models on one backend) would otherwise mix each other's numbers."""
+
+    @functools.wraps(method)
+    def serialized(self, *args, **kwargs):
+        with self.backend.call_lock:
+            return method(self, *args, **kwargs)
+
+    return serialized
 
 
 class Sequential:
@@ -119,6 +133,7 @@ class Sequential:
             for k, name in enumerate(layer.state_names):
                 yield f"layer{i}.{name}", layer, "state", k
 
+    @_one_call_at_a_time
     def get_params(self) -> list:
         """Host copies, layer by layer: each layer's parameters (API layout: Dense ``W (fan_in,
         fan_out)``, ``b``; Conv2D ``W (out, in, kh, kw)``, ``b``; BatchNorm ``gamma``, ``beta``) then its
@@ -136,6 +151,7 @@ class Sequential:
         """The names of the arrays ``get_params`` returns (``"layer0.W"``, ``"layer0.b"``, ...), in its order."""
         return [name for name, *_ in self._named_arrays()]
 
+    @_one_call_at_a_time
     def set_params(self, params) -> None:
         """The inverse of ``get_params``: every array is checked before any is written."""
         self._require_built("set_params")
@@ -258,6 +274,7 @@ class Sequential:
             self.backward(dlogits)
             optimizer.step()
 
+    @_one_call_at_a_time
     def loss_and_grads(self, X, y, training: bool = True):
         """Mean loss and its gradients (API layout, the order of ``get_params`` without the state)
         on one batch, without updating the parameters."""
@@ -272,6 +289,7 @@ class Sequential:
         return loss, grads
 
     # -- Keras-style API ------------------------------------------------------------------------
+    @_one_call_at_a_time
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
             lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks=(), augment=None) -> History:
@@ -426,6 +444,7 @@ class Sequential:
         t = be.to_host(totals)  # the one read-back
         return {"loss": float(t[0]) / len(y), "accuracy": float(t[1]) / len(y)}
 
+    @_one_call_at_a_time
     def evaluate(self, X, y, batch_size: int = 256) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": fraction correct}``. ``X`` may be a host array
         or, on the cuda backend, a GPU array (CuPy, PyTorch CUDA) used in place."""
@@ -433,6 +452,7 @@ class Sequential:
         X, y, on_device = self._labelled(X, y)
         return self._evaluate_prepared(X, y, on_device, batch_size)
 
+    @_one_call_at_a_time
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)``, float32."""
         self._require_built("predict_proba")
@@ -444,6 +464,7 @@ class Sequential:
             out[lo : lo + len(z)] = e / e.sum(axis=1, keepdims=True)
         return out
 
+    @_one_call_at_a_time
     def predict(self, X, batch_size: int = 256) -> np.ndarray:
         """Predicted class labels (int64)."""
         self._require_built("predict")
@@ -484,6 +505,7 @@ class Sequential:
             print_fn(text)
         return text
 
+    @_one_call_at_a_time
     def save(self, path) -> None:
         """Write the architecture, parameters, state and preprocessing to an ``.npz`` (no pickle),
         atomically."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 
 import numpy as np
 
@@ -162,6 +163,13 @@ class Backend:
         dconv = self._workspace("conv2d_maxpool", (x.shape[0], *conv_hw, dy.shape[3]))
         self.maxpool_backward(dy, argmax, out, dconv, pool, relu_mask)
         self.conv2d_backward(dconv, x, w, dw, db, dx, kernel, stride, padding)
+
+    @property
+    def call_lock(self) -> threading.RLock:
+        """Held by a model for each call that uses its buffers and this backend's workspaces
+        (``fit``, ``predict``, ``evaluate``, ...): calls from several threads into models on one
+        backend run one at a time instead of overwriting each other's activations."""
+        return self.__dict__.setdefault("_call_lock", threading.RLock())  # setdefault: atomic under the GIL
 
     def _workspace(self, name, shape, dtype=None):
         """A cached work buffer of this backend, viewed as ``shape`` (grown when too small, never

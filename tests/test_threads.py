@@ -1,0 +1,73 @@
+"""Models used from several threads (issue 22, finding 6): calls that share a model's buffers, or
+a backend's workspaces, run one at a time and give the single-threaded answer. Before, two
+threads predicting with one model returned probabilities up to 3.4e7 and wrong labels."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import mnistfast as mf
+
+
+def in_threads(n, fn):
+    results, errors = [None] * n, []
+    start = threading.Barrier(n)
+
+    def run(i):
+        try:
+            start.wait()
+            results[i] = fn(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("preset", ["mlp", "cnn"])
+def test_eight_threads_predicting_with_one_model_get_the_single_threaded_answer(mnist, preset):
+    (X, _), _ = mnist
+    X = X[:600]
+    model = mf.MLP(seed=1) if preset == "mlp" else mf.CNN("basic", seed=1)
+    want = model.predict_proba(X, batch_size=100)
+    # Different batch sizes in each thread, so that the threads' buffers differ in shape too.
+    got = in_threads(8, lambda i: model.predict_proba(X, batch_size=50 + 25 * i))
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
+
+
+def test_two_models_on_one_backend_predict_from_two_threads(mnist):
+    (X, _), _ = mnist
+    be = mf.get_backend("cpp")
+    models = [mf.CNN("basic", backend=be, seed=s) for s in (1, 2)]
+    want = [m.predict(X[:400]) for m in models]
+    got = in_threads(8, lambda i: models[i % 2].predict(X[:400]))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g, want[i % 2])
+
+
+def test_predict_during_fit_waits_for_it(mnist):
+    (X, y), _ = mnist
+    model = mf.MLP(seed=0)
+    started, done_fitting = threading.Event(), []
+
+    class Flags(mf.Callback):
+        def on_train_begin(self, logs):
+            started.set()
+
+        def on_train_end(self, logs):  # still inside fit, before its lock is let go
+            done_fitting.append(True)
+
+    trainer = threading.Thread(target=lambda: model.fit(X[:3000], y[:3000], epochs=2, verbose=0, callbacks=[Flags()]))
+    trainer.start()
+    started.wait()
+    probs = model.predict_proba(X[:100])
+    assert done_fitting == [True]  # predict waited for the training to end
+    trainer.join()
+    assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
