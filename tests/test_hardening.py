@@ -15,7 +15,6 @@ import pytest
 from test_data import write_idx_dir
 
 import mnistfast as mf
-from mnistfast import cli
 from mnistfast.cli import main
 from mnistfast.data import DataFormatError, load_csv, read_idx
 
@@ -261,3 +260,75 @@ def test_set_params_refuses_values_beyond_float32(tmp_path):
         model.set_params(params)
 
 
+
+
+# -- issue 22, finding 8: expected failures are one line, never a traceback ----------------------
+def saved_with_config(tmp_path, name, edit):
+    """A small saved MLP whose config ``edit(config)`` changed, as a hostile file would."""
+    path = tmp_path / "good.npz"
+    mf.MLP([784, 10], backend="numpy").save(path)
+    entries = dict(np.load(path))
+    config = json.loads(str(entries["config"]))
+    edit(config)
+    entries["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / name, **entries)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c.update(input_shape=[1e400]), "an input_shape entry is inf"),
+    (lambda c: c.update(input_shape=[784.0]), "an input_shape entry is 784.0"),
+    (lambda c: c.update(seed=1e999), "seed is inf"),
+    (lambda c: c["layers"].insert(0, {"type": "Reshape", "config": {"shape": [2**32, 2**32, -1]}}),
+     "cannot reshape (784,)"),
+])
+def test_hostile_model_configs_are_value_errors(tmp_path, capsys, edit, message):
+    path = saved_with_config(tmp_path, "evil.npz", edit)
+    with pytest.raises(ValueError, match="bad model config") as e:
+        mf.load_model(path)
+    assert message in str(e.value)
+    assert main(["eval", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("argv,env,message", [
+    (["--threads", "5000"], {}, "threads = 5000 is more than 4 threads per CPU"),
+    ([], {"MNISTFAST_NUM_THREADS": "100000000000"}, "MNISTFAST_NUM_THREADS = 100000000000 is more than"),
+    (["--layers", "784,100000000,10"], {}, "out of memory"),
+])
+def test_absurd_settings_are_one_line(tmp_path, argv, env, message):
+    done = subprocess.run([sys.executable, "-m", "mnistfast", "train", "--epochs", "0", "--out", str(tmp_path / "r"),
+                           *argv], env={**os.environ, **env}, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr and "Invoked with" not in done.stderr
+
+
+@pytest.mark.parametrize("history,message", [("[]", "holds a JSON list"), ("{}", "has no 'epochs' list"),
+                                             ('{"epochs": [{"epoch": 1}]}', "lacks the number(s) loss"),
+                                             ("not json", "not readable JSON")])
+def test_plot_of_a_damaged_history_is_one_line(tmp_path, capsys, history, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    mf.MLP([784, 10], backend="numpy").save(run / "model.npz")
+    (run / "history.json").write_text(history)
+    assert main(["plot", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "history.json" in err
+
+
+def test_the_default_thread_count_honours_a_cgroup_quota(tmp_path, monkeypatch):
+    from mnistfast import cpus
+
+    (tmp_path / "box").mkdir()
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "box" / "cpu.max").write_text("150000 100000\n")  # docker --cpus 1.5
+    (tmp_path / "self_cgroup").write_text("0::/box\n")
+    assert cpus._cgroup_quota_cpus(tmp_path, tmp_path / "self_cgroup") == 1.5
+    monkeypatch.delenv("MNISTFAST_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "_affinity_cpus", lambda: 8)
+    monkeypatch.setattr(cpus, "_cgroup_quota_cpus", lambda: 0.5)  # a container given half a CPU
+    assert cpus.usable_cpus() == 1 and mf.get_backend("cpp").threads == 1
+    monkeypatch.setattr(cpus, "_cgroup_quota_cpus", lambda: None)
+    assert cpus.usable_cpus() == 8

@@ -364,6 +364,10 @@ def main(argv=None) -> int:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"mnistfast: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # what was asked for does not fit: say so, without the traceback
+        print(f"mnistfast: error: out of memory{f' ({e})' if str(e) else ''}; ask for a smaller model, batch "
+              "or data set", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mnistfast: interrupted", file=sys.stderr)
         return 130

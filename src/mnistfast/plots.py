@@ -128,6 +128,30 @@ def run_figures(model, record: dict, X_test_raw, y_test) -> dict:
     return {name: _saver(fig) for name, fig in zip(FIGURES, figs)}
 
 
+# What a history.json must hold for the figures: per-epoch records with these numbers.
+_EPOCH_KEYS = ("epoch", "loss", "accuracy", "lr")
+
+
+def _read_history(path: Path) -> dict:
+    """The run record of a history.json, or ValueError naming the file and what is wrong."""
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: holds a JSON {type(record).__name__}, expected the run record (an object)")
+    epochs = record.get("epochs")
+    if not isinstance(epochs, list) or not epochs:
+        raise ValueError(f"{path}: has no 'epochs' list; a run with no epoch trained has no learning curves")
+    for i, e in enumerate(epochs):
+        bad = [k for k in _EPOCH_KEYS if not isinstance(e, dict) or not isinstance(e.get(k), (int, float))]
+        if bad:
+            raise ValueError(f"{path}: epoch record {i} lacks the number(s) {', '.join(bad)}")
+    if not isinstance(record.get("config", {}), dict):
+        raise ValueError(f"{path}: its 'config' is not an object")
+    return record
+
+
 def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     """Draw the figures of a run directory written by ``mnistfast train``; returns their paths."""
     from .data import load_mnist
@@ -137,7 +161,7 @@ def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     history = run_dir / "history.json"
     if not history.is_file():
         raise FileNotFoundError(f"{run_dir}: no history.json here; expected a run directory from mnistfast train")
-    record = json.loads(history.read_text())
+    record = _read_history(history)
     config = record.get("config", {})
     model = load_model(run_dir / "model.npz", backend=backend)
     (_, _), (Xt, yt) = load_mnist(data if data is not None else config.get("data"), normalize=None,

@@ -61,11 +61,12 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
                 if cls is None:
                     raise ValueError(f"unknown layer {spec!r}")
                 layer_specs.append(cls(**spec.get("config", {})))
-            input_shape = tuple(int(d) for d in config["input_shape"])
+            input_shape = tuple(_config_int(d, "an input_shape entry", 1) for d in config["input_shape"])
             names = None
         else:
             raise ValueError(f"unsupported model format {fmt!r}, expected {MODEL_FORMAT!r}")
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        seed = _config_int(config.get("seed", 0), "seed", 0)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
         raise ValueError(f"{path}: bad model config ({e})") from None
 
     # Walk the shapes without allocating: every parameter must be in the file with its shape.
@@ -75,7 +76,7 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
             s = layer.compute_output_shape(s)
             expected += layer.api_param_shapes() + layer.state_shapes()
             layer_names += [f"layer{i}.{name}" for name in layer.param_names + layer.state_names]
-    except ValueError as e:
+    except (ValueError, ArithmeticError) as e:  # a hostile shape can overflow or divide by zero
         raise ValueError(f"{path}: bad model config ({e})") from None
     names = names or layer_names
     if len(names) != len(expected):
@@ -87,13 +88,24 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
             raise ValueError(f"{path}: array {name!r} has shape {arrays[name].shape}, the config needs {tuple(shape)}")
 
     preprocessing = _load_preprocessing(path, config, arrays, input_shape)
-    model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=int(config.get("seed", 0)))
+    model = Sequential(layer_specs, input_shape=input_shape, backend=backend, seed=seed)
     try:
         model.set_params([arrays[n] for n in names])
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
     model.preprocessing = preprocessing
     return model
+
+
+# Larger than any real seed or dimension, and small enough for every integer the kernels take.
+_CONFIG_INT_MAX = 2**31 - 1
+
+
+def _config_int(value, what: str, low: int) -> int:
+    """An integer of a model config: a JSON integer (not a float, bool or huge number) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _CONFIG_INT_MAX:
+        raise ValueError(f"{what} is {value!r}, expected an integer in {low}..{_CONFIG_INT_MAX}")
+    return value
 
 
 def _load_preprocessing(path, config, arrays, input_shape):

@@ -2,16 +2,17 @@
 
 Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic",
 conv_algorithm="im2col")``. The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
-OpenMP's default (all cores). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
+``OMP_NUM_THREADS``, else the CPUs this process may use (its affinity and cgroup quota: see
+``mnistfast.cpus``). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
 more channels in and out by Winograd's F(2x2, 3x3) and the rest as im2col + GEMM.
 """
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
+from ..cpus import check_threads, default_threads
 from .base import Backend
 from .contract import KERNELS
 
@@ -20,21 +21,6 @@ try:
 except ImportError as e:  # pragma: no cover - only when the package was not built
     _core = None
     _IMPORT_ERROR = e
-
-THREADS_ENV = "MNISTFAST_NUM_THREADS"
-
-def default_threads() -> int:
-    value = os.environ.get(THREADS_ENV, "").strip()
-    if not value:
-        return _core.default_threads()
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{THREADS_ENV}={value!r} is not a positive integer")
-    return n
-
 
 class CppBackend(Backend):
     name = "cpp"
@@ -51,9 +37,8 @@ class CppBackend(Backend):
             raise ValueError(f"cpp backend: only float32 is supported, got {np.dtype(dtype)}")
         if threads is None:
             threads = default_threads()
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"cpp backend: threads must be a positive integer, got {threads!r}")
-        self._k = _core.Kernels(int(threads), gemm_kernel, conv_algorithm)
+        threads = check_threads(int(threads) if isinstance(threads, np.integer) else threads, "cpp backend: threads")
+        self._k = _core.Kernels(threads, gemm_kernel, conv_algorithm)
         # Every kernel of the table that this class does not wrap is the extension's own method,
         # bound directly: its Python signature is the table's, and a call costs no extra frame.
         for name in KERNELS:

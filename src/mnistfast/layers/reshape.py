@@ -12,6 +12,8 @@ choice is the fusion plan's (``flatten_order`` in ``mnistfast.fusion``): the lay
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Layer, api_shape, internal_shape
@@ -28,10 +30,11 @@ class Reshape(Layer):
         self.shape = shape
 
     def compute_output_shape(self, input_shape):
-        size = int(np.prod(input_shape, dtype=np.int64))
-        known = int(np.prod([d for d in self.shape if d != -1], dtype=np.int64))
+        # Python integers: exact for any shape a config can name (int64 products wrap around).
+        size = math.prod(input_shape)
+        known = math.prod(d for d in self.shape if d != -1)
         target = tuple(size // known if d == -1 else d for d in self.shape)
-        if int(np.prod(target, dtype=np.int64)) != size or len(target) not in (1, 3):
+        if math.prod(target) != size or len(target) not in (1, 3):
             raise ValueError(f"{type(self).__name__}: cannot reshape {api_shape(input_shape)} ({size} values) to "
                              f"{self.shape}; the target must be (features,) or (C, H, W) of the same size")
         self.size = size
