@@ -184,6 +184,59 @@ def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):
     assert max(seen) == 6  # whoever finished last saw the other's trials too
 
 
+@pytest.mark.parametrize("kind", ["corrupt", "directory", "bad_url", "read_only"])
+def test_an_unusable_search_storage_is_one_line(small_mnist_dir, tmp_path, capsys, monkeypatch, kind):
+    storage = {"corrupt": f"sqlite:///{tmp_path / 'bad.db'}", "directory": f"sqlite:///{tmp_path}",
+               "bad_url": "nonsense://host/db", "read_only": f"sqlite:///{tmp_path / 'ro.db'}"}[kind]
+    (tmp_path / "bad.db").write_text("not a database")
+    if kind == "read_only":  # root writes anywhere: the driver's refusal is simulated
+        from sqlalchemy import exc
+
+        def refuse(*args, **kwargs):
+            raise exc.OperationalError("INSERT", {}, Exception("attempt to write a readonly database"))
+
+        monkeypatch.setattr(optuna.storages.RDBStorage, "create_new_study", refuse)
+    assert main(["search", "--trials", "1", "--storage", storage, "--data", str(small_mnist_dir),
+                 "--out", str(tmp_path / "out"), *SEARCH]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mnistfast: error: search storage") and "Traceback" not in err
+
+
+def test_a_killed_workers_trial_is_failed_by_the_next_start(small_mnist_dir, tmp_path, monkeypatch):
+    """A worker killed mid-trial (SIGKILL) leaves its trial RUNNING; once its heartbeat is older
+    than the grace period, the next worker marks it failed."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    # A trial that neither diverges nor is pruned (SGD at 0.003), so that it runs until killed.
+    worker = ("import sys, mnistfast.search as s\ns.HEARTBEAT_S, s.GRACE_S = 1, 2\n"
+              "s.suggest = lambda t: {'optimizer': 'sgd', 'lr': t.suggest_float('lr', 0.003, 0.003), "
+              "'batch_size': 64, 'hidden': '16'}\n"
+              "from mnistfast.cli import main\nsys.exit(main(sys.argv[1:]))")
+    argv = ["search", "--trials", "1", "--storage", storage, "--data", str(small_mnist_dir), "--sampler", "random",
+            "--epochs", "1000", "--subset", "600"]
+    proc = subprocess.Popen([sys.executable, "-c", worker, *argv, "--out", str(tmp_path / "w0")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name="mnistfast", storage=storage).get_trials()
+        except Exception:  # noqa: BLE001 - the worker has not made the study yet
+            trials = []
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the worker ended before it could be killed"
+    proc.kill()
+    proc.wait()
+    time.sleep(3)  # past the grace period
+    monkeypatch.setattr("mnistfast.search.HEARTBEAT_S", 1)
+    monkeypatch.setattr("mnistfast.search.GRACE_S", 2)
+    steady = {"optimizer": "sgd", "batch_size": 64, "hidden": "16"}
+    monkeypatch.setattr("mnistfast.search.suggest", lambda t: {**steady, "lr": t.suggest_float("lr", 0.003, 0.003)})
+    assert main([*argv[:9], "--epochs", "1", "--subset", "600", "--out", str(tmp_path / "w1")]) == 0
+    states = [t.state for t in optuna.load_study(study_name="mnistfast", storage=storage).get_trials()]
+    assert states[0] == optuna.trial.TrialState.FAIL and states[1] == optuna.trial.TrialState.COMPLETE
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

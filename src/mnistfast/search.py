@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import warnings
 from pathlib import Path
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -89,20 +90,38 @@ def _storage_url(url: str) -> str:
     return url
 
 
-def _open_study(optuna, name, storage, sampler, attempts: int = 8):
-    """Create or join the study. Workers started together race to create the storage's tables and
-    the study itself; the loser of such a race retries and then joins."""
+# A worker's trials send a heartbeat this often; a RUNNING trial silent for the grace period
+# belongs to a worker that was killed, and the next worker to start marks it failed.
+HEARTBEAT_S = 30
+GRACE_S = 120
+
+
+def _storage_error(url: str, e: Exception) -> ValueError:
+    first = " ".join(str(e).split("\n")[0].split())[:300]
+    return ValueError(f"search storage {url.split('@')[-1]}: {first or type(e).__name__}")
+
+
+def _open_study(optuna, name, url, sampler, attempts: int = 8):
+    """Create or join the study, with heartbeats on. Workers started together race to create the
+    storage's tables and the study itself; the loser of such a race retries and then joins. A
+    storage that cannot be used (a corrupt or read-only SQLite file, a directory, a bad URL, a
+    server that does not answer) is a ValueError naming it."""
     from sqlalchemy import exc
 
     for attempt in range(attempts):
         try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and have been for years
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
             return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                        sampler=sampler,
                                        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
-        except (exc.OperationalError, exc.IntegrityError, optuna.exceptions.DuplicatedStudyError):
+        except (exc.OperationalError, exc.IntegrityError, optuna.exceptions.DuplicatedStudyError) as e:
             if attempt == attempts - 1:
-                raise
+                raise _storage_error(url, e) from None
             time.sleep(0.2 * (attempt + 1))
+        except (exc.SQLAlchemyError, optuna.exceptions.OptunaError, OSError, ValueError, ImportError) as e:
+            raise _storage_error(url, e) from None
 
 
 def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = None, study: str = "mnistfast",
@@ -120,15 +139,22 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     (X, y), val, _ = load_mnist(data, normalize=None, validation_split=0.1, seed=seed)
     if subset:
         X, y = X[:subset], y[:subset]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Each trial's line comes from `report`; Optuna's own warnings would print a traceback for a
+    # trial stopped by Ctrl-C, which the command line reports in one line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     st = _open_study(optuna, study, storage, make_sampler(sampler, sampler_seed))
 
     def report(st_, trial):
         value = "pruned" if trial.value is None else f"{trial.value:.4f}"
         log(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}")
 
-    st.optimize(make_objective((X, y), val, epochs, backend, seed), n_trials=trials, callbacks=[report])
-    all_trials = st.get_trials(deepcopy=False)
+    from sqlalchemy import exc
+
+    try:
+        st.optimize(make_objective((X, y), val, epochs, backend, seed), n_trials=trials, callbacks=[report])
+        all_trials = st.get_trials(deepcopy=False)
+    except exc.SQLAlchemyError as e:  # the storage went away or turned read-only mid-search
+        raise _storage_error(storage, e) from None
     done = [t for t in all_trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise RuntimeError(f"study {study!r}: no trial completed (all pruned or failed)")
