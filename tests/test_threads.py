@@ -1,7 +1,13 @@
 """Models used from several threads (issue 22, finding 6): calls that share a model's buffers, or
 a backend's workspaces, run one at a time and give the single-threaded answer. Before, two
-threads predicting with one model returned probabilities up to 3.4e7 and wrong labels."""
+threads predicting with one model returned probabilities up to 3.4e7 and wrong labels. And
+trainings side by side on one machine (finding 7): the OpenMP spin the package asks for, and two
+at once giving the lone result (their speed is measured by bench/load.py, not here)."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -71,3 +77,35 @@ def test_predict_during_fit_waits_for_it(mnist):
     assert done_fitting == [True]  # predict waited for the training to end
     trainer.join()
     assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+# -- many trainings on one machine (issue 22, finding 7) -------------------------------------------
+def test_the_package_asks_openmp_for_a_short_spin_unless_told_otherwise():
+    code = "import os, mnistfast as mf; mf.get_backend('cpp'); print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(mf.cpus.SPIN_ROUNDS)
+    for user in ({"OMP_WAIT_POLICY": "active"}, {"GOMP_SPINCOUNT": "5"}):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, **user}, capture_output=True, text=True,
+                             check=True).stdout
+        assert out.strip() == user.get("GOMP_SPINCOUNT", "None")
+
+
+def test_two_trainings_at_once_both_finish_with_the_lone_result(small_mnist_dir, tmp_path):
+    """Two processes training side by side on the same cores each write a complete run, the same as
+    a run alone (the kernels' sums do not depend on timing)."""
+    def cmd(out):
+        return [sys.executable, "-m", "mnistfast", "train", "--data", str(small_mnist_dir), "--epochs", "1",
+                "--layers", "784,64,10", "--verbose", "0", "--out", str(tmp_path / out)]
+
+    subprocess.run(cmd("alone"), check=True, capture_output=True)
+    procs = [subprocess.Popen(cmd(name), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for name in ("a", "b")]
+    assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    for p in procs:
+        p.stderr.close()
+    want = json.loads((tmp_path / "alone" / "history.json").read_text())
+    for name in ("a", "b"):
+        got = json.loads((tmp_path / name / "history.json").read_text())
+        assert got["test_accuracy"] == want["test_accuracy"] and got["epochs"][0]["loss"] == want["epochs"][0]["loss"]
+        np.testing.assert_array_equal(mf.load_model(tmp_path / name / "model.npz").get_params()[0],
+                                      mf.load_model(tmp_path / "alone" / "model.npz").get_params()[0])

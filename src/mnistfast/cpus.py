@@ -1,9 +1,17 @@
-"""How many CPUs this process may use, and the thread counts the C++ kernels accept.
+"""How many CPUs this process may use, the thread counts the C++ kernels accept, and how the
+OpenMP threads wait.
 
 A container or a ``taskset`` gives a process fewer CPUs than the machine has: the affinity mask
 limits which CPUs it may run on, a cgroup CPU quota (``docker --cpus 1``) how much time it gets
 on them. The default thread count honours both, so that a container given one CPU runs one
 thread instead of a team that waits on itself at every barrier.
+
+OpenMP threads that reach a barrier first spin before they sleep; libgomp's default spin
+(300,000 rounds, about a millisecond) is time stolen from any other process on the same cores,
+which then waits for it at its own barriers: two trainings side by side on two cores ran 4-7x
+slower each. Before the C++ extension (and with it libgomp) loads, the package asks for a short
+spin instead, unless the user chose a policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); the
+measurements are in docs/performance.md (``python bench/load.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +26,17 @@ THREADS_ENV = "MNISTFAST_NUM_THREADS"
 MAX_THREADS_PER_CPU = 4
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+# Spin rounds at an OpenMP barrier before a thread sleeps (libgomp's GOMP_SPINCOUNT).
+SPIN_ROUNDS = 1000
+
+
+def configure_openmp() -> None:
+    """Ask libgomp for a short spin, unless the user set a wait policy. Only effective before the
+    runtime loads (``mnistfast.backends.cpp_backend`` calls it before importing the extension);
+    the variable is then seen by child processes too."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
 
 
 def _affinity_cpus() -> int:

@@ -9,18 +9,20 @@ more channels in and out by Winograd's F(2x2, 3x3) and the rest as im2col + GEMM
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from ..cpus import check_threads, default_threads
+from ..cpus import check_threads, configure_openmp, default_threads
 from .base import Backend
 from .contract import KERNELS
+
+configure_openmp()  # before the extension, and with it the OpenMP runtime, loads
 
 try:
     from .. import _core
 except ImportError as e:  # pragma: no cover - only when the package was not built
     _core = None
     _IMPORT_ERROR = e
+
 
 class CppBackend(Backend):
     name = "cpp"
