@@ -332,3 +332,48 @@ def test_the_default_thread_count_honours_a_cgroup_quota(tmp_path, monkeypatch):
     assert cpus.usable_cpus() == 1 and mf.get_backend("cpp").threads == 1
     monkeypatch.setattr(cpus, "_cgroup_quota_cpus", lambda: None)
     assert cpus.usable_cpus() == 8
+
+
+# -- issue 22, finding 5: a memory budget, checked before allocating -------------------------------
+def conv_model_file(tmp_path, filters):
+    """A model file of one 1x1 convolution with ``filters`` filters: tiny on disk, huge when run."""
+    path = tmp_path / "wide.npz"
+    mf.Sequential([mf.Conv2D(filters, 1), mf.GlobalAvgPool2D(), mf.Dense(10)], input_shape=(1, 28, 28),
+                  backend="numpy").save(path)
+    return path
+
+
+def test_a_model_whose_one_sample_exceeds_the_budget_is_refused_at_load(tmp_path, monkeypatch):
+    path = conv_model_file(tmp_path, 2000)  # 28*28*2000 floats a sample, three times over: 18 MiB
+    monkeypatch.setenv("MNISTFAST_MAX_MEMORY", "8M")
+    with pytest.raises(ValueError, match=r"wide.npz: one sample's activations would need 18.0 MiB, more than the "
+                                         r"memory budget of 8.0 MiB"):
+        mf.load_model(path)
+    monkeypatch.setenv("MNISTFAST_MAX_MEMORY", "lots")
+    with pytest.raises(ValueError, match="MNISTFAST_MAX_MEMORY='lots' is not a size"):
+        mf.load_model(path)
+
+
+def test_predict_takes_the_batch_the_budget_allows(tmp_path, monkeypatch, mnist):
+    (X, _), _ = mnist
+    model = mf.load_model(conv_model_file(tmp_path, 200))
+    want = model.predict_proba(X[:40])
+    monkeypatch.setenv("MNISTFAST_MAX_MEMORY", str(5 * model._bytes_per_sample()))  # 5 rows at a time
+    seen = []
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x, training=False: seen.append(x.shape[0]) or real_forward(x, training))
+    np.testing.assert_allclose(model.predict_proba(X[:40], batch_size=256), want, rtol=1e-6, atol=1e-7)
+    assert max(seen) == 5
+    with pytest.raises(ValueError, match="fit: a batch of 128 samples would need"):
+        model.fit(X[:200], np.zeros(200, np.int64), epochs=1, verbose=0)
+
+
+def test_an_unused_archive_member_is_never_decompressed(tmp_path):
+    path = tmp_path / "padded.npz"
+    mf.MLP([784, 10], backend="numpy").save(path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(100 << 20, np.uint8))  # 100 MiB that deflate to 100 KB
+        z.writestr("junk.npy", buf.getvalue())
+    assert path.stat().st_size < 1 << 20
+    assert peak_rss_mb(f"import mnistfast as mf\nmf.load_model({str(path)!r}, backend='numpy')") < 50

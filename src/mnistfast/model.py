@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from . import memory
 from .backends import get_backend
 from .callbacks import History
 from .fusion import FusionPlan, check_fusions
@@ -29,6 +30,16 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _is_device_array(a) -> bool:
     """A GPU array: anything exporting ``__cuda_array_interface__``, or a Numba device array."""
     return hasattr(a, "__cuda_array_interface__") or bool(getattr(a, "__cuda_ndarray__", False))
+
+
+# Per sample, each layer's output lives as an activation, its gradient and a work buffer of about
+# its size (im2col patches, fused-kernel intermediates): an estimate for the memory budget.
+ACTIVATION_COPIES = 3
+
+
+def activation_bytes(output_shapes, itemsize: int = 4) -> int:
+    """Bytes one sample takes in a model whose layers output ``output_shapes`` (an estimate)."""
+    return ACTIVATION_COPIES * itemsize * sum(math.prod(shape) for shape in output_shapes)
 
 
 def _one_call_at_a_time(method):
@@ -312,6 +323,8 @@ class Sequential:
         """
         (X, y, on_device), validation = self._fit_data(X, y, validation_data, validation_split)
         epochs, batch_size = _count("epochs", epochs, 0), _count("batch_size", batch_size, 1)
+        memory.check(min(batch_size, X.shape[0]) * self._bytes_per_sample(),
+                     f"fit: a batch of {min(batch_size, X.shape[0])} samples")
         optimizer = _fit_optimizer(optimizer, lr)
         be = self.backend
         optimizer.bind(self.flat_params, self.flat_grads, be)
@@ -426,11 +439,15 @@ class Sequential:
         be.batched_transpose(be.reshape(x, (n, c, h * w)), nhwc)  # NCHW -> the kernels' NHWC, on the device
         return be.reshape(nhwc, (n, h, w, c))
 
+    def _bytes_per_sample(self) -> int:
+        return activation_bytes([layer.output_shape for layer in self.layers], self.backend.dtype.itemsize)
+
     def _logits_batches(self, X, batch_size: int, on_device: bool = False):
         """(start row, logits) over a prepared input, moved to the backend a batch at a time."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         be = self.backend
+        batch_size = memory.rows_within_budget(self._bytes_per_sample(), batch_size, "predicting")
         for lo in range(0, X.shape[0], batch_size):
             hi = min(X.shape[0], lo + batch_size)
             yield lo, self.forward(be.rows(X, lo, hi) if on_device else be.to_device(X[lo:hi]), training=False)

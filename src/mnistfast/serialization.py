@@ -6,12 +6,15 @@ model whose every parameter the file holds with the right shape before anything 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import memory
 from .ensemble import Ensemble
 from .layers import LAYER_TYPES, Dense
 from .layers.base import internal_shape
-from .model import Sequential
+from .model import Sequential, activation_bytes
 from .preprocessing import KINDS, Preprocessing
 from .storage import ENSEMBLE_FORMAT, LEGACY_MLP_FORMAT, MODEL_FORMAT, read_model
 
@@ -35,9 +38,7 @@ def ensemble_from_payload(config: dict, arrays: dict, path, backend="cpp") -> En
     for i, member in enumerate(members):
         if not isinstance(member, dict):
             raise ValueError(f"{path}: bad ensemble config: member {i} is not an object")
-        prefix = f"member{i}."
-        own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        models.append(model_from_payload(member, own, f"{path} (member {i})", backend))
+        models.append(model_from_payload(member, arrays.with_prefix(f"member{i}."), f"{path} (member {i})", backend))
     return Ensemble(models)
 
 
@@ -69,15 +70,19 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
         raise ValueError(f"{path}: bad model config ({e})") from None
 
-    # Walk the shapes without allocating: every parameter must be in the file with its shape.
-    expected, layer_names, s = [], [], internal_shape(input_shape)
+    # Walk the shapes without allocating: every parameter must be in the file with its shape, and
+    # the parameters and one sample's activations must fit the memory budget.
+    expected, layer_names, s, outputs = [], [], internal_shape(input_shape), []
     try:
         for i, layer in enumerate(layer_specs):
             s = layer.compute_output_shape(s)
+            outputs.append(s)
             expected += layer.api_param_shapes() + layer.state_shapes()
             layer_names += [f"layer{i}.{name}" for name in layer.param_names + layer.state_names]
     except (ValueError, ArithmeticError) as e:  # a hostile shape can overflow or divide by zero
         raise ValueError(f"{path}: bad model config ({e})") from None
+    memory.check(PARAM_COPIES * 4 * sum(math.prod(shape) for shape in expected), f"{path}: the model's parameters")
+    memory.check(activation_bytes(outputs), f"{path}: one sample's activations")
     names = names or layer_names
     if len(names) != len(expected):
         raise ValueError(f"{path}: the config needs {len(expected)} arrays, the file has {len(names)}")
@@ -96,6 +101,9 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
     model.preprocessing = preprocessing
     return model
 
+
+# The parameters live in the file's arrays, the model's flat buffer and, in training, the gradients.
+PARAM_COPIES = 3
 
 # Larger than any real seed or dimension, and small enough for every integer the kernels take.
 _CONFIG_INT_MAX = 2**31 - 1

@@ -17,6 +17,7 @@ import stat
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -145,11 +146,52 @@ def _not_a_model(path, why: str) -> ValueError:
     return ValueError(f"{path}: not a mnistfast model file: {why}")
 
 
-def read_model(path) -> tuple[dict, dict]:
+class ModelArrays(Mapping):
+    """The arrays of a model file by name, each read from the archive when first asked for: a
+    member the model does not use is never decompressed."""
+
+    def __init__(self, path, names, prefix: str = ""):
+        self.path, self._names, self._prefix, self._cache = path, list(names), prefix, {}
+
+    def __getitem__(self, name):
+        if name not in self._cache:
+            if name not in self._names:
+                raise KeyError(name)
+            self._cache[name] = self._read(self._prefix + name)
+        return self._cache[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def with_prefix(self, prefix: str) -> "ModelArrays":
+        """The arrays whose names start with ``prefix``, named without it (an ensemble member's)."""
+        names = [n[len(prefix):] for n in self._names if n.startswith(prefix)]
+        return ModelArrays(self.path, names, self._prefix + prefix)
+
+    def pop_config(self):
+        value = self._read("config")
+        self._names.remove("config")
+        return value
+
+    def _read(self, member):
+        # Past the magic number, a damaged archive can make zipfile and numpy raise almost
+        # anything (struct.error, zlib.error, NotImplementedError...): all mean the same here.
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(member + ".npy") as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001
+            raise _not_a_model(self.path, f"entry {member!r} could not be read ({type(e).__name__}: {e})") from None
+
+
+def read_model(path) -> tuple[dict, "ModelArrays"]:
     """``(config, arrays)`` from a model file; ValueError naming the file if it is not one.
 
     The archive's directory is checked before any array is read: its members must be ``.npy``
-    arrays whose uncompressed sizes add up to at most ``MAX_MODEL_BYTES``.
+    arrays whose uncompressed sizes add up to at most ``MAX_MODEL_BYTES``. The arrays are read
+    when asked for (``ModelArrays``).
     """
     path = Path(path)
     if not path.is_file():
@@ -181,13 +223,9 @@ def read_model(path) -> tuple[dict, dict]:
     config_info = next(i for i in infos if i.filename == "config.npy")
     if config_info.file_size > MAX_CONFIG_BYTES:
         raise _not_a_model(path, f"its config entry is {config_info.file_size} bytes")
+    arrays = ModelArrays(path, [i.filename[:-4] for i in infos if i.filename.endswith(".npy")])
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - see above
-        raise _not_a_model(path, f"an entry could not be read ({type(e).__name__}: {e})") from None
-    try:
-        config = json.loads(str(arrays.pop("config")))
+        config = json.loads(str(arrays.pop_config()))
     except (KeyError, json.JSONDecodeError):
         raise _not_a_model(path, "its 'config' entry is not readable JSON") from None
     if not isinstance(config, dict):
