@@ -377,3 +377,48 @@ def test_an_unused_archive_member_is_never_decompressed(tmp_path):
         z.writestr("junk.npy", buf.getvalue())
     assert path.stat().st_size < 1 << 20
     assert peak_rss_mb(f"import mnistfast as mf\nmf.load_model({str(path)!r}, backend='numpy')") < 50
+
+
+# -- issue 22, finding 9: the smaller ones -------------------------------------------------------
+def test_an_ensemble_of_differently_preprocessed_members_is_refused():
+    a, b = mf.MLP([784, 10], seed=0), mf.MLP([784, 10], seed=1)
+    a.preprocessing, b.preprocessing = mf.Preprocessing("scale"), mf.Preprocessing("standardize", np.zeros(784),
+                                                                                   np.ones(784))
+    with pytest.raises(ValueError, match="member 1 preprocesses its input differently"):
+        mf.Ensemble([a, b])
+    b.preprocessing = mf.Preprocessing("scale")
+    assert mf.Ensemble([a, b]).n_classes == 10
+
+
+def test_eval_reads_only_the_test_files_of_a_directory(tmp_path, small_mnist_dir, capsys):
+    d = tmp_path / "test_only"
+    d.mkdir()
+    for f in small_mnist_dir.glob("t10k-*"):
+        (d / f.name).write_bytes(f.read_bytes())
+    model = tmp_path / "m.npz"
+    mf.MLP([784, 10], backend="numpy").save(model)
+    assert main(["eval", str(model), "--data", str(d), "--out", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["samples"] == 500
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("kind,message", [("dir", "is a directory, not a model file"),
+                                          ("run", "is a directory; give the model file in it"),
+                                          ("fifo", "is a FIFO, not a model file"),
+                                          ("loop", "Too many levels of symbolic links"),
+                                          ("dangling", "a symbolic link to nothing")])
+def test_what_a_model_path_is_instead(tmp_path, kind, message):
+    path = tmp_path / "x"
+    if kind in ("dir", "run"):
+        path.mkdir()
+        if kind == "run":
+            mf.MLP([784, 10], backend="numpy").save(path / "model.npz")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "loop":
+        (tmp_path / "y").symlink_to(path)
+        path.symlink_to(tmp_path / "y")
+    else:
+        path.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=message):
+        mf.load_model(path)

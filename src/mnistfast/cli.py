@@ -166,7 +166,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import load_mnist
+    from .data import load_test_set
     from .metrics import classification_report, format_report
     from .serialization import load_model
     from .preprocessing import model_input
@@ -174,7 +174,7 @@ def cmd_eval(args) -> int:
 
     out = check_output_file(Path(args.out) if args.out else Path(args.model).parent / "eval.json")
     model = load_model(args.model, backend=args.backend)
-    (_, _), (X, y) = load_mnist(args.data, normalize=None, seed=args.seed)
+    X, y = load_test_set(args.data, seed=args.seed)
     if model.preprocessing is None:
         print("note: the model records no preprocessing; evaluating on pixels scaled to [0, 1]")
     X = model_input(model, X)

@@ -193,15 +193,17 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, img_path, lab_path) -> N
         raise DataFormatError(f"{lab_path}: label {labels[bad]} at index {bad} is out of range 0..9")
 
 
-def _read_idx_dir(directory: Path, verify: bool):
+def _read_idx_dir(directory: Path, verify: bool, splits=("train", "test")):
     out = {}
     for key, (stem, md5) in MNIST_FILES.items():
+        if key.split("_")[0] not in splits:
+            continue
         path = _find_idx(directory, stem)
         out[key] = (read_idx(path, md5 if verify else None), path)
-    for split in ("train", "test"):
+    for split in splits:
         (x, xp), (y, yp) = out[f"{split}_images"], out[f"{split}_labels"]
         _check_pair(x, y, xp, yp)
-    return (out["train_images"][0], out["train_labels"][0]), (out["test_images"][0], out["test_labels"][0])
+    return tuple((out[f"{split}_images"][0], out[f"{split}_labels"][0]) for split in splits)
 
 
 def _raise_csv_cell_error(path: Path, body: str, ncols: int) -> None:
@@ -304,6 +306,20 @@ def _normalize(X_train, X_test, normalize: str):
     elif normalize != "none":
         raise ValueError(f"normalize must be 'scale', 'standardize' or 'none', got {normalize!r}")
     return np.ascontiguousarray(X_train, dtype=np.float32), np.ascontiguousarray(X_test, dtype=np.float32)
+
+
+def load_test_set(path=None, seed: int = 0, verify: bool | None = None):
+    """The test split alone, as raw uint8 ``(N, 784)`` pixels and int64 labels: of a directory of
+    MNIST IDX files only the two test files are read (the training files need not be there); of a
+    labelled Kaggle CSV, the seeded 10 % that ``load_mnist`` holds out."""
+    if path is None:
+        path = bundled_mnist_dir()
+        verify = True if verify is None else verify
+    path = Path(os.fspath(path))
+    if path.is_dir():
+        ((X, y),) = _read_idx_dir(path, bool(verify), splits=("test",))
+        return X.reshape(len(X), -1), y.astype(np.int64)
+    return load_mnist(path, normalize=None, seed=seed, verify=verify)[1]
 
 
 def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.0, seed: int = 0,

@@ -22,6 +22,10 @@ class Ensemble:
             if m.n_classes != first.n_classes or int(np.prod(m.input_shape)) != int(np.prod(first.input_shape)):
                 raise ValueError(f"Ensemble: member {i} takes {m.input_shape} -> {m.n_classes} classes, member 0 "
                                  f"{first.input_shape} -> {first.n_classes}")
+            if not _same_preprocessing(m.preprocessing, first.preprocessing):
+                raise ValueError(f"Ensemble: member {i} preprocesses its input differently from member 0 "
+                                 f"({_describe(m.preprocessing)} against {_describe(first.preprocessing)}); "
+                                 "the members would be given the same input, so they must agree")
         self.n_classes = first.n_classes
 
     @property
@@ -60,3 +64,18 @@ class Ensemble:
 
     def __repr__(self) -> str:
         return f"Ensemble({len(self.models)} models)"
+
+
+def _same_preprocessing(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    if a.kind != b.kind:
+        return False
+    return all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+               for x, y in ((a.mean, b.mean), (a.std, b.std)))
+
+
+def _describe(p) -> str:
+    if p is None:
+        return "none recorded"
+    return f"{p.kind}{' with its own statistics' if p.kind == 'standardize' else ''}"

@@ -186,6 +186,20 @@ class ModelArrays(Mapping):
             raise _not_a_model(self.path, f"entry {member!r} could not be read ({type(e).__name__}: {e})") from None
 
 
+def _why_not_a_file(path: Path) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such model file" if not path.is_symlink() else "a symbolic link to nothing (no such model file)"
+    except OSError as e:  # a loop of links, a path through a file, ...
+        return f"not a model file ({e.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory; give the model file in it (model.npz)" if (path / "model.npz").is_file() else \
+            "is a directory, not a model file"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {kind}, not a model file"
+
+
 def read_model(path) -> tuple[dict, "ModelArrays"]:
     """``(config, arrays)`` from a model file; ValueError naming the file if it is not one.
 
@@ -195,7 +209,7 @@ def read_model(path) -> tuple[dict, "ModelArrays"]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise FileNotFoundError(f"{path}: {_why_not_a_file(path)}")
     try:
         with open(path, "rb") as f:
             start = f.read(64)
