@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else all cores)")
     t.add_argument("--plots", action="store_true", help="also draw the run's figures (needs mnistfast[plot])")
+    t.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="go on with an interrupted run (its checkpoint beside RUN_DIR) with its own settings")
     t.set_defaults(func=cmd_train)
 
     pl = sub.add_parser("plot", help="draw a run's learning curves, confusion matrix, misclassified digits and "
@@ -265,19 +268,76 @@ def _build_model(args, backend, seed, n_inputs):
     return CNN(presets[args.model], backend=backend, seed=seed)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training, with what to do next."""
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run being written to ``run_dir`` keeps its checkpoint: beside it, hidden, so that
+    an interruption never touches the previous run in ``run_dir``."""
+    run_dir = Path(os.path.realpath(run_dir))
+    return run_dir.parent / f".{run_dir.name}.checkpoint.npz"
+
+
+def _resumed_args(args):
+    """The arguments of the interrupted run whose checkpoint lies beside ``args.resume``."""
+    from .storage import read_model
+
+    ckpt = checkpoint_path(Path(args.resume))
+    if not ckpt.is_file():
+        raise ValueError(f"--resume {args.resume}: no interrupted run to go on with (no checkpoint {ckpt})")
+    meta = read_model(ckpt)[0]
+    saved = meta.get("extra", {}).get("args") if isinstance(meta.get("extra"), dict) else None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{ckpt}: not a checkpoint of mnistfast train")
+    resumed = argparse.Namespace(**{**saved, "func": args.func, "resume": args.resume, "verbose": args.verbose,
+                                    "out": args.resume})
+    resumed.checkpoint = ckpt
+    return resumed
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM stops training as Ctrl-C does (and leaves the checkpoint)."""
+
+    def __enter__(self):
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        try:
+            self.previous = signal.signal(signal.SIGTERM, stop)
+        except ValueError:  # not the main thread: leave the signal alone
+            self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def cmd_train(args) -> int:
+    if args.resume:
+        args = _resumed_args(args)
     if args.epochs is not None and args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
     if args.model != "mlp" and (args.layers or args.dropout or args.batchnorm or args.activation != "relu"):
         raise ValueError("--layers, --dropout, --batchnorm and --activation apply to --model mlp only")
     # Checked and locked before any training; held until the run's files are in place.
-    with RunDirectory(args.out or f"runs/{args.model}") as run_dir:
-        return _train(args, run_dir)
+    with RunDirectory(args.out or f"runs/{args.model}") as run_dir, _SigtermAsInterrupt():
+        try:
+            return _train(args, run_dir)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # after the training, before its files were written
+            if not checkpoint_path(run_dir.path).exists():
+                raise
+            raise Interrupted(f"before {run_dir.given} was written; the trained model is kept: go on with: "
+                              f"mnistfast train --resume {run_dir.given}") from None
 
 
 def _train(args, run_dir) -> int:
     """Train as ``args`` say and write the run into the checked, locked ``run_dir``."""
     from .backends import get_backend
+    from .checkpoint import CheckpointEachEpoch, load_checkpoint
     from .data import load_mnist
     from .ensemble import Ensemble
     from .preprocessing import Preprocessing
@@ -295,6 +355,11 @@ def _train(args, run_dir) -> int:
     (X, y), (Xt, yt) = splits[0], splits[-1]
     val = splits[1] if len(splits) == 3 else None
     options = {k: v for k, v in (("clipnorm", args.clipnorm), ("clipvalue", args.clipvalue)) if v is not None}
+    # A single model's run keeps a checkpoint after every epoch (an ensemble's does not).
+    ckpt = checkpoint_path(run_dir.path) if args.ensemble == 1 else None
+    resume = getattr(args, "checkpoint", None)
+    if ckpt is not None and resume is None:
+        ckpt.unlink(missing_ok=True)  # a fresh run into this directory gives up an interrupted one
     members, records = [], []
     for k in range(args.ensemble):
         seed = args.seed + k
@@ -313,14 +378,31 @@ def _train(args, run_dir) -> int:
         print(f"{model}{who} on {len(X)} training images ({len(Xt)} test); batch {fit_kwargs['batch_size']}, "
               f"{fit_kwargs['optimizer']} ({fit_kwargs['lr_schedule']}), {fit_kwargs['epochs']} epochs"
               + (f", {fit_kwargs['augment']}" if "augment" in fit_kwargs else ""))
+        saver = None
+        if ckpt is not None:
+            done, past = 0, []
+            if resume is not None:
+                model, fit_kwargs["optimizer"], meta = load_checkpoint(resume, backend)
+                done, past = meta["epoch"], meta["history"]
+                print(f"resuming after epoch {done} of {fit_kwargs['epochs']} from {resume}")
+            saver = CheckpointEachEpoch(ckpt, done, past, extra={"args": _recorded(args)})
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", ()), saver]
+            fit_kwargs["initial_epoch"] = done
         t0 = time.perf_counter()
-        history = model.fit(X, y, validation_data=val, verbose=args.verbose, **fit_kwargs)
+        try:
+            history = model.fit(X, y, validation_data=val, verbose=args.verbose, **fit_kwargs)
+        except KeyboardInterrupt:
+            if saver is None or not ckpt.exists():
+                raise
+            raise Interrupted(f"after epoch {saver.epochs_done} of {fit_kwargs['epochs']}; go on with: mnistfast "
+                              f"train --resume {out}") from None
         train_time = time.perf_counter() - t0
         test = model.evaluate(Xt, yt)
         print(f"test accuracy: {test['accuracy']:.4f} - test loss: {test['loss']:.4f} - "
               f"training time: {train_time:.2f}s")
-        epochs = [dict(epoch=e, **{k: v[i] for k, v in history.history.items()}) for i, e in enumerate(history.epoch)]
-        config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+        epochs = saver.history if saver is not None else \
+            [dict(epoch=e, **{k: v[i] for k, v in history.history.items()}) for i, e in enumerate(history.epoch)]
+        config = _recorded(args)
         config.update(seed=seed, optimizer=repr(fit_kwargs["optimizer"]), lr_schedule=str(fit_kwargs["lr_schedule"]),
                       epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"], validation_split=split,
                       augment=repr(fit_kwargs.get("augment")), out=str(out))
@@ -346,9 +428,22 @@ def _train(args, run_dir) -> int:
         from .plots import run_figures
 
         files.update(run_figures(members[0], records[0], Xt, yt))
-    write_directory(run_dir.path, files)
+    try:
+        write_directory(run_dir.path, files)
+    except OSError as e:
+        if ckpt is None or not ckpt.exists():
+            raise
+        raise ValueError(f"could not write {out} ({e.strerror or e}); the trained model is kept in {ckpt}: "
+                         f"`mnistfast train --resume {out}` writes it") from None
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
     print(f"wrote {out}: {', '.join(f for f in files if f != RUN_MARKER)}")
     return 0
+
+
+def _recorded(args) -> dict:
+    """The run's arguments as JSON (for history.json and the checkpoint)."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "checkpoint")}
 
 
 def main(argv=None) -> int:
@@ -368,8 +463,8 @@ def main(argv=None) -> int:
         print(f"mnistfast: error: out of memory{f' ({e})' if str(e) else ''}; ask for a smaller model, batch "
               "or data set", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mnistfast: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"mnistfast: interrupted{f' {e}' if str(e) else ''}", file=sys.stderr)
         return 130
     finally:
         sys.stdout = guard.stream if not guard.closed_pipe else sys.__stdout__

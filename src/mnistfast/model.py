@@ -303,7 +303,7 @@ class Sequential:
     @_one_call_at_a_time
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
             lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int = 1, callbacks=(), augment=None) -> History:
+            verbose: int = 1, callbacks=(), augment=None, initial_epoch: int = 0) -> History:
         """Mini-batch training; returns a :class:`History`.
 
         ``X`` (and ``validation_data``'s) may be, on the cuda backend, a GPU array (CuPy, PyTorch
@@ -320,13 +320,13 @@ class Sequential:
         line per epoch. ``callbacks``: :class:`Callback` objects (``mf.callbacks``). ``augment``:
         an ``mf.augment.RandomAffine`` applied to every training batch on the backend (image
         models only; seeded by the model's seed and the step, unless it has its own seed).
+        ``initial_epoch``: the epochs already trained (as in Keras): training runs epochs
+        ``initial_epoch + 1 .. epochs`` on the schedule of a run of ``epochs``, so a run stopped
+        and resumed from a checkpoint (``mnistfast.checkpoint``) continues as if never stopped.
         """
         (X, y, on_device), validation = self._fit_data(X, y, validation_data, validation_split)
-        epochs, batch_size = _count("epochs", epochs, 0), _count("batch_size", batch_size, 1)
-        memory.check(min(batch_size, X.shape[0]) * self._bytes_per_sample(),
-                     f"fit: a batch of {min(batch_size, X.shape[0])} samples")
-        optimizer = _fit_optimizer(optimizer, lr)
-        be = self.backend
+        epochs, batch_size, initial_epoch = self._fit_counts(epochs, batch_size, initial_epoch, X.shape[0])
+        optimizer, be = _fit_optimizer(optimizer, lr), self.backend
         optimizer.bind(self.flat_params, self.flat_grads, be)
         source = BatchSource(be, X, y, batch_size, self._rng if shuffle else None, augment, self.seed, on_device)
         schedule = make_schedule(lr_schedule, optimizer.initial_lr, epochs, source.steps)
@@ -339,7 +339,7 @@ class Sequential:
             cb.set_context(self, optimizer)
             cb.on_train_begin({})
         try:
-            for epoch in range(1, epochs + 1):
+            for epoch in range(initial_epoch + 1, epochs + 1):
                 self._fit_epoch(epoch, source, optimizer, schedule, metrics, good)
                 logs, problem = metrics.end_epoch(source.n, optimizer.lr)
                 if not problem and not math.isfinite(be.sum_squares(self.flat_params)):
@@ -361,6 +361,16 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_end(history.history)
         return history
+
+    def _fit_counts(self, epochs, batch_size, initial_epoch, n: int) -> tuple[int, int, int]:
+        """``fit``'s counts, checked, and its batch against the memory budget."""
+        epochs, batch_size = _count("epochs", epochs, 0), _count("batch_size", batch_size, 1)
+        initial_epoch = _count("initial_epoch", initial_epoch, 0)
+        if initial_epoch > epochs:
+            raise ValueError(f"fit: initial_epoch {initial_epoch} is past the last epoch, {epochs}")
+        rows = min(batch_size, n)
+        memory.check(rows * self._bytes_per_sample(), f"fit: a batch of {rows} samples")
+        return epochs, batch_size, initial_epoch
 
     def _fit_epoch(self, epoch, source, optimizer, schedule, metrics, good) -> None:
         """One pass over ``source``: a training step per batch, the metrics read when due."""

@@ -53,6 +53,27 @@ class Optimizer:
     def _init_state(self, backend, shape) -> None:
         pass
 
+    # The attributes holding per-parameter state (backend arrays, or None where unused).
+    _STATE = ()
+
+    def get_state(self) -> dict:
+        """``{"iterations": n, "arrays": {name: host array}}``: what a checkpoint keeps."""
+        be = self.backend
+        arrays = {k: be.to_host(getattr(self, k)) for k in self._STATE if getattr(self, k, None) is not None}
+        return {"iterations": self.iterations, "arrays": arrays}
+
+    def set_state(self, state: dict) -> None:
+        """Put back a ``get_state`` of the same optimizer, once it is bound to the model."""
+        if self._params is None:
+            raise RuntimeError(f"{type(self).__name__}.set_state: bind it to the model first")
+        for k in self._STATE:
+            current = getattr(self, k, None)
+            if current is not None:
+                if k not in state["arrays"]:
+                    raise ValueError(f"{type(self).__name__}.set_state: no {k!r} in the state")
+                self.backend.copy_from_host(current, state["arrays"][k])
+        self.iterations = int(state["iterations"])
+
     def _grad_scale(self) -> float:
         if self.clipnorm is None:
             return 1.0
@@ -98,6 +119,8 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0")
         self.nesterov = bool(nesterov)
 
+    _STATE = ("velocity",)
+
     def _init_state(self, backend, shape):
         self.velocity = backend.zeros(shape) if self.momentum else None
 
@@ -124,6 +147,8 @@ class Adam(Optimizer):
         self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
         self.eps = _check("eps", eps, low_open=True)
         self.weight_decay = _check("weight_decay", weight_decay)
+
+    _STATE = ("m", "v")
 
     def _init_state(self, backend, shape):
         self.m, self.v = backend.zeros(shape), backend.zeros(shape)

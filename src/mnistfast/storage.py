@@ -52,7 +52,7 @@ def atomic_write(path, write) -> None:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)  # gone already if the interruption came after the rename
         raise
 
 
