@@ -422,3 +422,18 @@ def test_what_a_model_path_is_instead(tmp_path, kind, message):
         path.symlink_to(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=message):
         mf.load_model(path)
+
+
+def test_data_files_are_checked_against_the_budget_before_they_expand(tmp_path, monkeypatch):
+    """A 1 KB gzip IDX whose header promises 900 MB of images (under the 1 GiB IDX limit), and a
+    CSV whose parse would need more than the budget: refused before anything expands."""
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(np.array([2051, 900_000, 1000, 1], ">u4").tobytes() + bytes(1 << 16)))
+    monkeypatch.setenv("MNISTFAST_MAX_MEMORY", "1G")
+    with pytest.raises(ValueError, match="the 900000000 bytes of images its header promises would need 5.0 GiB"):
+        read_idx(bomb)
+    csv = tmp_path / "train.csv"
+    csv.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + ("3," + "0," * 783 + "0\n") * 50)
+    monkeypatch.setenv("MNISTFAST_MAX_MEMORY", "100K")
+    with pytest.raises(ValueError, match=r"train.csv: parsing its 85452 bytes would need 1001.4 KiB"):
+        load_csv(csv)
