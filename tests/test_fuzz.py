@@ -2,6 +2,7 @@
 either works or raises the documented error. The coverage-guided fuzzer (fuzz/fuzz_readers.py)
 drives the same reader targets for longer."""
 
+import pathlib
 import tempfile
 
 import numpy as np
@@ -81,6 +82,105 @@ def test_csv_reader(workdir, data):
 @given(data=st.binary(max_size=2000) | st.sampled_from(SEEDS["model"]).flatmap(mutated))
 def test_model_reader(workdir, data):
     model_target(data, workdir)
+
+
+# -- model configs with extreme numbers (issue 22): the file is well formed, its JSON hostile ------
+def hostile_number():
+    return st.sampled_from([0, -1, 1, 2**31, 2**63, 2**64 + 3, 1e400, -1e400, 1e999, 0.5, 784.0, True, None, "7",
+                            [3], float("nan")])
+
+
+def hostile_config(base: dict):
+    """``base`` with one to three fields (input_shape entries, seed, a layer's numbers, a Reshape of
+    huge dimensions inserted) replaced by extreme values."""
+    def edit(t):
+        import copy
+
+        config = copy.deepcopy(base)
+        for where, value, position in t:
+            if where == "input_shape":
+                config["input_shape"][position % len(config["input_shape"])] = value
+            elif where == "seed":
+                config["seed"] = value
+            elif where == "units":
+                layer = config["layers"][position % len(config["layers"])]
+                key = next(iter(layer["config"]), None)
+                if key is not None:
+                    layer["config"][key] = value
+            else:
+                config["layers"].insert(0, {"type": "Reshape", "config": {"shape": [value, 2**32, -1]}})
+        return config
+    field = st.tuples(st.sampled_from(["input_shape", "seed", "units", "reshape"]), hostile_number(), st.integers(0, 9))
+    return st.lists(field, min_size=1, max_size=3).map(edit)
+
+
+MODEL_CONFIG = {"format": "mnistfast.sequential/1", "input_shape": [784], "seed": 0,
+                "layers": [{"type": "Dense", "config": {"units": 10, "activation": None}}]}
+
+
+@FUZZ
+@given(config=hostile_config(MODEL_CONFIG))
+def test_model_configs_with_extreme_numbers(workdir, config):
+    import io
+    import json
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, value in (("config", np.array(json.dumps(config))), ("layer0.W", np.zeros((784, 10), np.float32)),
+                            ("layer0.b", np.zeros(10, np.float32))):
+            item = io.BytesIO()
+            np.save(item, value)
+            z.writestr(name + ".npy", item.getvalue())
+    model_target(buf.getvalue(), workdir)
+
+
+# -- output paths of every kind (issue 22): refused or written, never replaced ---------------------
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["missing", "file", "dir", "run", "fifo", "link_dir", "link_file", "dangling", "loop",
+                             "under_file"]),
+       as_run=st.booleans())
+def test_output_paths_of_every_kind(kind, as_run):
+    import os
+
+    from mnistfast.outputs import OutputError, RunDirectory, check_output_file
+
+    with tempfile.TemporaryDirectory() as d:
+        root = pathlib.Path(d)
+        target = root / "x"
+        if kind == "file":
+            target.write_text("mine")
+        elif kind in ("dir", "run"):
+            target.mkdir()
+            (target / ("model.npz" if kind == "run" else "mine.txt")).write_text("1")
+        elif kind == "fifo":
+            os.mkfifo(target)
+        elif kind == "link_dir":
+            (root / "real").mkdir()
+            target.symlink_to(root / "real")
+        elif kind == "link_file":
+            (root / "real.txt").write_text("mine")
+            target.symlink_to(root / "real.txt")
+        elif kind == "dangling":
+            target.symlink_to(root / "nowhere" / "deeper")
+        elif kind == "loop":
+            target.symlink_to(root / "y")
+            (root / "y").symlink_to(target)
+        elif kind == "under_file":
+            (root / "f").write_text("mine")
+            target = root / "f" / "x"
+        before = {p: (p.is_symlink(), p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+                  for p in root.rglob("*") if not p.is_fifo()}
+        try:
+            if as_run:
+                with RunDirectory(target):
+                    pass
+            else:
+                check_output_file(target)
+        except (OutputError, OSError):
+            pass
+        for p, (link, data) in before.items():  # checking never changes what was there
+            assert p.is_symlink() == link and (data is None or p.read_bytes() == data), p
 
 
 def test_seed_inputs_are_valid(workdir):
