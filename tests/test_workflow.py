@@ -184,6 +184,27 @@ def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):
     assert max(seen) == 6  # whoever finished last saw the other's trials too
 
 
+def test_search_jobs_share_one_study_and_the_cpus(small_mnist_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("mnistfast.cpus.usable_cpus", lambda: 2)
+    before = os.environ.get("MNISTFAST_NUM_THREADS")
+    seen = []
+    real = mf.backends.CppBackend.__init__
+
+    def record(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        seen.append(self.threads)
+
+    monkeypatch.setattr(mf.backends.CppBackend, "__init__", record)
+    out = tmp_path / "s"
+    assert main(["search", "--jobs", "2", "--trials", "5", "--sampler", "random", "--data", str(small_mnist_dir),
+                 "--out", str(out), *SEARCH]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["trials"] == 5 and len(list(csv.DictReader((out / "trials.csv").open()))) == 5
+    assert seen and set(seen) == {1}  # this process's trials ran on its half of the 2 CPUs
+    assert "2 workers" in capsys.readouterr().out
+    assert os.environ.get("MNISTFAST_NUM_THREADS") == before  # put back for the rest of the process
+
+
 @pytest.mark.parametrize("kind", ["corrupt", "directory", "bad_url", "read_only"])
 def test_an_unusable_search_storage_is_one_line(small_mnist_dir, tmp_path, capsys, monkeypatch, kind):
     storage = {"corrupt": f"sqlite:///{tmp_path / 'bad.db'}", "directory": f"sqlite:///{tmp_path}",

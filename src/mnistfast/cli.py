@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
     se.add_argument("--seed", type=int, default=0, help="the validation split and model initialisation")
     se.add_argument("--out", default="runs/search", metavar="DIR", help="best.json, trials.csv and the SQLite file")
+    se.add_argument("--jobs", type=_positive(int), default=1,
+                    help="worker processes side by side, sharing the study and dividing the CPUs; --trials is "
+                         "then the total")
     se.set_defaults(func=cmd_search)
 
     b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch, "
@@ -150,11 +153,59 @@ def cmd_search(args) -> int:
     from .search import run_search
 
     check_output_dir(args.out)
+    if args.jobs > 1:
+        return _search_jobs(args)
     result = run_search(args.trials, args.out, sampler=args.sampler, storage=args.storage, study=args.study,
                         epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
     print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
           f"{result['trials']} in study {result['study']!r}): {result['best_params']}")
     print(f"wrote {Path(args.out) / 'best.json'} and {Path(args.out) / 'trials.csv'}")
+    return 0
+
+
+def _search_jobs(args) -> int:
+    """``search --jobs N``: N-1 worker processes and this one share the study and the trials, each
+    with its share of the CPUs; this process then writes the summary of them all."""
+    import subprocess
+
+    from .cpus import usable_cpus
+    from .search import run_search
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    jobs = min(args.jobs, args.trials)
+    shares = [args.trials // jobs + (i < args.trials % jobs) for i in range(jobs)]
+    env = {**os.environ, "MNISTFAST_NUM_THREADS": str(max(1, usable_cpus() // jobs))}
+    common = ["--sampler", args.sampler, "--storage", storage, "--study", args.study, "--epochs", str(args.epochs),
+              "--backend", args.backend, "--seed", str(args.seed), "--out", str(out)]
+    common += [x for flag, v in (("--subset", args.subset), ("--data", args.data)) if v is not None
+               for x in (flag, str(v))]
+    workers = [subprocess.Popen([sys.executable, "-m", "mnistfast", "search", "--trials", str(n), *common], env=env)
+               for n in shares[1:]]
+    saved = os.environ.get("MNISTFAST_NUM_THREADS")
+    try:
+        os.environ["MNISTFAST_NUM_THREADS"] = env["MNISTFAST_NUM_THREADS"]  # this worker's share too
+        run_search(shares[0], out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
+                   subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
+        failed = [w.args for w in workers if w.wait() != 0]
+    except BaseException:
+        for w in workers:
+            w.terminate()
+            w.wait()
+        raise
+    finally:
+        if saved is None:
+            os.environ.pop("MNISTFAST_NUM_THREADS", None)
+        else:
+            os.environ["MNISTFAST_NUM_THREADS"] = saved
+    if failed:
+        raise RuntimeError(f"search: {len(failed)} of {jobs - 1} worker processes failed (their lines are above)")
+    result = run_search(0, out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
+                        subset=args.subset, data=args.data, backend=args.backend, seed=args.seed, log=lambda *a: None)
+    print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
+          f"{result['trials']} in study {result['study']!r}, {jobs} workers): {result['best_params']}")
+    print(f"wrote {out / 'best.json'} and {out / 'trials.csv'}")
     return 0
 
 
