@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, metavar="DIR", help="where history.json and model.npz go (default runs/MODEL)")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     t.add_argument("--threads", type=_positive(int), default=None,
-                   help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else all cores)")
+                   help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else the CPUs this "
+                        "process may use)")
     t.add_argument("--plots", action="store_true", help="also draw the run's figures (needs mnistfast[plot])")
     t.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="go on with an interrupted run (its checkpoint beside RUN_DIR) with its own settings")
