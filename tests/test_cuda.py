@@ -211,6 +211,14 @@ def test_kernels_compile_for_a_real_gpu():
     sgemms = [line for line in done.stdout.splitlines() if line.startswith("gemm.sgemm")]
     assert len(sgemms) == 5, sgemms  # two tile shapes, whole-K and split-K each, and the split's finish
     assert all("f64 0 local 0" in line for line in sgemms), sgemms
+    # The 16-deep slice is written out: every multiply-add of a slice is its own FFMA. A split-K
+    # kernel has no other FMA (its epilogue is the finish kernel's), so the count is exact.
+    from mnistfast.backends.cuda.launch import GPU
+
+    fma = {line.split(":")[0]: int(line.rsplit("fma ", 1)[1]) for line in sgemms}
+    for bm, bn, bk, tm, tn in GPU.gemm_tiles:
+        assert fma[f"gemm.sgemm_split_k_{bm}x{bn}"] == bk * tm * tn, fma
+        assert fma[f"gemm.sgemm_{bm}x{bn}"] >= bk * tm * tn, fma
 
 
 def test_import_does_not_need_numba():

@@ -58,6 +58,22 @@ def _epilogue(v, c, m, n, alpha, beta, bias, has_bias, relu, mask, has_mask):
     c[m, n] = v
 
 
+def _unrolled_slice_product(BK, TM, TN, TX, TY):
+    """``acc += As[kk] (x) Bs[kk]`` for kk in 0..BK-1, with the kk loop written out: Numba has no
+    unroll pragma, and LLVM leaves a 16-trip loop rolled, paying its index arithmetic and branch
+    on every TM x TN multiply-adds. The i and j loops (constant 4 or 2 trips) LLVM unrolls itself.
+    """
+    lines = ["def slice_product(As, Bs, acc, a_reg, b_reg, tx, ty):"]
+    for kk in range(BK):
+        lines += [f"    for i in range({TM}):", f"        a_reg[i] = As[{kk}, ty + i * {TY}]",
+                  f"    for j in range({TN}):", f"        b_reg[j] = Bs[{kk}, tx + j * {TX}]",
+                  f"    for i in range({TM}):", f"        for j in range({TN}):",
+                  "            acc[i, j] += a_reg[i] * b_reg[j]"]
+    namespace: dict = {}
+    exec(compile("\n".join(lines) + "\n", f"<sgemm slice {BK}x{TM}x{TN}>", "exec"), namespace)  # noqa: S102
+    return namespace["slice_product"]
+
+
 def _tiled_kernels(tile):
     """The whole-K and the split-K SGEMM kernels for one ``(BM, BN, BK, TM, TN)`` tile shape."""
     BM, BN, BK, TM, TN = tile
@@ -66,6 +82,8 @@ def _tiled_kernels(tile):
     LOADS_A = BK * BM // NTHREADS
     LOADS_B = BK * BN // NTHREADS
     assert LOADS_A * NTHREADS == BK * BM and LOADS_B * NTHREADS == BK * BN, tile
+
+    slice_product = cuda.jit(device=True)(_unrolled_slice_product(BK, TM, TN, TX, TY))
 
     @cuda.jit(device=True)
     def tile_product(a, b, trans_a, trans_b, m0, n0, k_lo, k_hi, As, Bs, acc, a_reg, b_reg):
@@ -101,14 +119,7 @@ def _tiled_kernels(tile):
                     k, n = k0 + kk, n0 + nn
                     Bs[kk, nn] = b[k, n] if (n < n_size and k < k_hi) else zero
             cuda.syncthreads()
-            for kk in range(BK):
-                for i in range(TM):
-                    a_reg[i] = As[kk, ty + i * TY]
-                for j in range(TN):
-                    b_reg[j] = Bs[kk, tx + j * TX]
-                for i in range(TM):
-                    for j in range(TN):
-                        acc[i, j] += a_reg[i] * b_reg[j]
+            slice_product(As, Bs, acc, a_reg, b_reg, tx, ty)
             cuda.syncthreads()
 
     @cuda.jit(SIGNATURE)
