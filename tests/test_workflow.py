@@ -245,6 +245,7 @@ def test_a_killed_workers_trial_is_failed_by_the_next_start(small_mnist_dir, tmp
         if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
             break
         time.sleep(0.2)
+    time.sleep(2)  # past the worker's first heartbeat (every second here): a trial never beaten is not stale
     assert proc.poll() is None, "the worker ended before it could be killed"
     proc.kill()
     proc.wait()
