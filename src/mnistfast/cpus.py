@@ -9,13 +9,14 @@ thread instead of a team that waits on itself at every barrier.
 OpenMP threads that reach a barrier first spin before they sleep; libgomp's default spin
 (300,000 rounds, about a millisecond) is time stolen from any other process on the same cores,
 which then waits for it at its own barriers: two trainings side by side on two cores ran 4-7x
-slower each. Before the C++ extension (and with it libgomp) loads, the package asks for a short
+slower each. While the C++ extension (and with it libgomp) loads, the package asks for a short
 spin instead, unless the user chose a policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); the
 measurements are in docs/performance.md (``python bench/load.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -31,12 +32,25 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 SPIN_ROUNDS = 1000
 
 
-def configure_openmp() -> None:
-    """Ask libgomp for a short spin, unless the user set a wait policy. Only effective before the
-    runtime loads (``mnistfast.backends.cpp_backend`` calls it before importing the extension);
-    the variable is then seen by child processes too."""
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+# What openmp_settings() set while the runtime loaded (for tests and reports).
+APPLIED: dict = {}
+
+
+@contextlib.contextmanager
+def openmp_settings():
+    """Ask libgomp for a short spin while it loads, unless the user set a wait policy: libgomp
+    reads its variables once, when it starts. The environment is put back afterwards, so that
+    other OpenMP runtimes loaded later in the process (PyTorch bundles its own libgomp) and child
+    processes keep their defaults. ``mnistfast.backends.cpp_backend`` imports the extension inside."""
+    chosen = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if not chosen:
         os.environ["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
+        APPLIED["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
+    try:
+        yield
+    finally:
+        if not chosen:
+            os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 def _affinity_cpus() -> int:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpus import check_threads, configure_openmp, default_threads
+from ..cpus import check_threads, default_threads, openmp_settings
 from .base import Backend
 from .contract import KERNELS
 
-configure_openmp()  # before the extension, and with it the OpenMP runtime, loads
-
 try:
-    from .. import _core
+    with openmp_settings():  # the OpenMP runtime starts with the extension
+        from .. import _core
 except ImportError as e:  # pragma: no cover - only when the package was not built
     _core = None
     _IMPORT_ERROR = e
