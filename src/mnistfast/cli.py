@@ -158,9 +158,13 @@ def cmd_search(args) -> int:
         return _search_jobs(args)
     result = run_search(args.trials, args.out, sampler=args.sampler, storage=args.storage, study=args.study,
                         epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
+    return _print_search_result(result, Path(args.out))
+
+
+def _print_search_result(result: dict, out: Path, workers: str = "") -> int:
     print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
-          f"{result['trials']} in study {result['study']!r}): {result['best_params']}")
-    print(f"wrote {Path(args.out) / 'best.json'} and {Path(args.out) / 'trials.csv'}")
+          f"{result['trials']} in study {result['study']!r}{workers}): {result['best_params']}")
+    print(f"wrote {out / 'best.json'} and {out / 'trials.csv'}")
     return 0
 
 
@@ -204,10 +208,7 @@ def _search_jobs(args) -> int:
         raise RuntimeError(f"search: {len(failed)} of {jobs - 1} worker processes failed (their lines are above)")
     result = run_search(0, out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
                         subset=args.subset, data=args.data, backend=args.backend, seed=args.seed, log=lambda *a: None)
-    print(f"\nbest validation accuracy {result['best_validation_accuracy']:.4f} (trial {result['best_trial']} of "
-          f"{result['trials']} in study {result['study']!r}, {jobs} workers): {result['best_params']}")
-    print(f"wrote {out / 'best.json'} and {out / 'trials.csv'}")
-    return 0
+    return _print_search_result(result, out, f", {jobs} workers")
 
 
 def cmd_plot(args) -> int:

@@ -7,11 +7,11 @@ on them. The default thread count honours both, so that a container given one CP
 thread instead of a team that waits on itself at every barrier.
 
 OpenMP threads that reach a barrier first spin before they sleep; libgomp's default spin
-(300,000 rounds, about a millisecond) is time stolen from any other process on the same cores,
-which then waits for it at its own barriers: two trainings side by side on two cores ran 4-7x
-slower each. While the C++ extension (and with it libgomp) loads, the package asks for a short
-spin instead, unless the user chose a policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); the
-measurements are in docs/performance.md (``python bench/load.py``).
+(300,000 rounds) is time taken from any other process on the same cores, which then waits for
+it at its own barriers: two trainings side by side on two cores ran 3.6-4.5x slower each. While
+the C++ extension (and with it libgomp) loads, the package asks for a short spin instead,
+unless the user chose a policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); the measurements
+are in docs/performance.md (``python bench/load.py``).
 """
 
 from __future__ import annotations

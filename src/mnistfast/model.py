@@ -411,20 +411,17 @@ class Sequential:
     def _labelled(self, X, y, what="X", fitting: bool = False):
         """``(X, y, on_device)``: checked inputs and their int64 labels. A GPU array ``X`` stays on
         the device (see ``_device_input``); labels, small, are checked on the host."""
-        if _is_device_array(X):
-            X, on_device = self._device_input(X, what), True
-        else:
-            X, on_device = self._check_x(X, what, fitting), False
+        X, on_device = self._prepare_input(X, what, fitting)
         if _is_device_array(y):
             y = self.backend.to_host(self.backend.from_foreign(y))
         return X, self._check_y(y, X.shape[0], what[:-1] + "y"), on_device
 
-    def _prepare_input(self, X, what="X"):
+    def _prepare_input(self, X, what="X", fitting: bool = False):
         """(array, on_device): a checked host array, or a backend view of a device array (CuPy,
         PyTorch CUDA, Numba) that never goes through the host."""
         if _is_device_array(X):
             return self._device_input(X, what), True
-        return self._check_x(X, what), False
+        return self._check_x(X, what, fitting), False
 
     def _device_input(self, X, what):
         be = self.backend

@@ -56,13 +56,16 @@ def _follow(path: Path, what: str) -> Path:
     return path
 
 
+def _existing_ancestor(directory: Path) -> Path:
+    """``directory``, or its nearest ancestor that exists (where a write under it would start)."""
+    while not directory.exists() and directory.parent != directory:
+        directory = directory.parent
+    return directory
+
+
 def _writable_dir(directory: Path, what: str, path: Path) -> None:
     """Fail unless a file can be created in ``directory`` (or in the ancestor that will hold it)."""
-    probe_in = directory
-    while not probe_in.exists():
-        if probe_in.parent == probe_in:
-            break
-        probe_in = probe_in.parent
+    probe_in = _existing_ancestor(directory)
     if not probe_in.is_dir():
         raise OutputError(f"{what} {path}: {probe_in} is not a directory, so nothing can be written under it")
     try:  # access() answers for the real user and ignores read-only mounts: try it instead
@@ -72,9 +75,7 @@ def _writable_dir(directory: Path, what: str, path: Path) -> None:
 
 
 def _room(directory: Path, need: int, what: str, path: Path) -> None:
-    where = directory
-    while not where.exists():
-        where = where.parent
+    where = _existing_ancestor(directory)
     free = shutil.disk_usage(where).free
     if free < need:
         raise OutputError(f"{what} {path}: {where} has {free >> 20} MiB free, and the results need about "

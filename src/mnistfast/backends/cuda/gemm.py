@@ -17,6 +17,8 @@ mask (``c *= mask > 0``, the backward of a fused ReLU).
 
 from __future__ import annotations
 
+import functools
+
 from numba import cuda, float32
 
 from .launch import COMPILED, grid, grid_blocks, launch, launcher, chunk_to_fill, target
@@ -201,9 +203,14 @@ def gemm_plan(m: int, n: int, k: int) -> tuple[tuple, int, int]:
 
     The largest tile whose grid, split along K where needed, fills the GPU; failing that, the tile
     giving the most blocks. No split ((1, k)) when the output tiles fill the GPU by themselves or
-    the product is too small to be worth a second launch.
+    the product is too small to be worth a second launch. Cached: a training step asks for the
+    same few shapes every step.
     """
-    t = target()
+    return _plan(m, n, k, target())
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(m: int, n: int, k: int, t) -> tuple[tuple, int, int]:
     if t.latency_bound(4 * (m * k + k * n + m * n), m * n * k):
         return t.gemm_tiles[0], 1, k
     best = None

@@ -65,8 +65,7 @@ SIMULATED = Target(threads=16, max_blocks=2, reduce_threads=16, gemm_tiles=((16,
 COMPILED = SIMULATED if SIMULATOR else GPU
 WARP = 32
 
-THREADS = COMPILED.threads
-REDUCE_THREADS = COMPILED.reduce_threads
+REDUCE_THREADS = COMPILED.reduce_threads  # the tree reductions' shared arrays are sized by it
 
 
 # kernel name -> (backend method name, checked launcher)
