@@ -185,24 +185,25 @@ def test_two_workers_share_a_sqlite_study(small_mnist_dir, tmp_path):
 
 
 def test_search_jobs_share_one_study_and_the_cpus(small_mnist_dir, tmp_path, capsys, monkeypatch):
+    """The workers' trainings take their share of the CPUs like any trainings side by side: beside
+    one more (held here), this process's trials run on one thread of two."""
+    from mnistfast.core_share import CoreShare
+
     monkeypatch.setattr("mnistfast.cpus.usable_cpus", lambda: 2)
-    before = os.environ.get("MNISTFAST_NUM_THREADS")
+    for var in ("MNISTFAST_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MNISTFAST_SHARE_DIR", str(tmp_path / "registry"))
     seen = []
-    real = mf.backends.CppBackend.__init__
-
-    def record(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        seen.append(self.threads)
-
-    monkeypatch.setattr(mf.backends.CppBackend, "__init__", record)
+    real = CoreShare.poll
     out = tmp_path / "s"
-    assert main(["search", "--jobs", "2", "--trials", "5", "--sampler", "random", "--data", str(small_mnist_dir),
-                 "--out", str(out), *SEARCH]) == 0
+    with CoreShare(2, lambda n: None):
+        monkeypatch.setattr(CoreShare, "poll", lambda self, force=False: seen.append(real(self, force)) or seen[-1])
+        assert main(["search", "--jobs", "2", "--trials", "5", "--sampler", "random", "--data", str(small_mnist_dir),
+                     "--out", str(out), *SEARCH]) == 0
     best = json.loads((out / "best.json").read_text())
     assert best["trials"] == 5 and len(list(csv.DictReader((out / "trials.csv").open()))) == 5
-    assert seen and set(seen) == {1}  # this process's trials ran on its half of the 2 CPUs
+    assert seen and set(seen) == {1}
     assert "2 workers" in capsys.readouterr().out
-    assert os.environ.get("MNISTFAST_NUM_THREADS") == before  # put back for the rest of the process
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "directory", "bad_url", "read_only"])

@@ -81,7 +81,14 @@ PYBIND11_MODULE(_core, m) {
          "threads >= 1; gemm_kernel 'auto' (the best this CPU supports) or one of available_gemm_kernels(); "
          "conv_algorithm 'auto' (Winograd for 3x3 stride-1 convolutions of 16 or more channels in and out, "
          "im2col otherwise), 'im2col' or 'winograd' (every 3x3 stride-1 convolution).");
-    k.def_property_readonly("threads", [](const Kernels& s) { return s.ctx.threads; });
+    // Settable between calls: trainings sharing the machine's cores change their share as others
+    // start and finish (mnistfast/core_share.py).
+    k.def_property(
+        "threads", [](const Kernels& s) { return s.ctx.threads; },
+        [](Kernels& s, int threads) {
+            if (threads < 1) throw py::value_error("Kernels: threads must be >= 1, got " + std::to_string(threads));
+            s.ctx.threads = threads;
+        });
     k.def_property_readonly("gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.ctx.gemm)); });
     k.def_property_readonly("conv_algorithm",
                             [](const Kernels& s) { return std::string(mf::conv_algorithm_name(s.ctx.conv)); });

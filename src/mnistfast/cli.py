@@ -169,11 +169,11 @@ def _print_search_result(result: dict, out: Path, workers: str = "") -> int:
 
 
 def _search_jobs(args) -> int:
-    """``search --jobs N``: N-1 worker processes and this one share the study and the trials, each
-    with its share of the CPUs; this process then writes the summary of them all."""
+    """``search --jobs N``: N-1 worker processes and this one share the study and the trials, and
+    divide the CPUs as any trainings side by side do (``mnistfast.core_share``); this process
+    then writes the summary of them all."""
     import subprocess
 
-    from .cpus import usable_cpus
     from .search import run_search
 
     out = Path(args.out)
@@ -181,16 +181,13 @@ def _search_jobs(args) -> int:
     storage = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     jobs = min(args.jobs, args.trials)
     shares = [args.trials // jobs + (i < args.trials % jobs) for i in range(jobs)]
-    env = {**os.environ, "MNISTFAST_NUM_THREADS": str(max(1, usable_cpus() // jobs))}
     common = ["--sampler", args.sampler, "--storage", storage, "--study", args.study, "--epochs", str(args.epochs),
               "--backend", args.backend, "--seed", str(args.seed), "--out", str(out)]
     common += [x for flag, v in (("--subset", args.subset), ("--data", args.data)) if v is not None
                for x in (flag, str(v))]
-    workers = [subprocess.Popen([sys.executable, "-m", "mnistfast", "search", "--trials", str(n), *common], env=env)
+    workers = [subprocess.Popen([sys.executable, "-m", "mnistfast", "search", "--trials", str(n), *common])
                for n in shares[1:]]
-    saved = os.environ.get("MNISTFAST_NUM_THREADS")
     try:
-        os.environ["MNISTFAST_NUM_THREADS"] = env["MNISTFAST_NUM_THREADS"]  # this worker's share too
         run_search(shares[0], out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
                    subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
         failed = [w.args for w in workers if w.wait() != 0]
@@ -199,11 +196,6 @@ def _search_jobs(args) -> int:
             w.terminate()
             w.wait()
         raise
-    finally:
-        if saved is None:
-            os.environ.pop("MNISTFAST_NUM_THREADS", None)
-        else:
-            os.environ["MNISTFAST_NUM_THREADS"] = saved
     if failed:
         raise RuntimeError(f"search: {len(failed)} of {jobs - 1} worker processes failed (their lines are above)")
     result = run_search(0, out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,

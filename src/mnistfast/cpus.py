@@ -128,6 +128,11 @@ def check_threads(n, source: str = "threads") -> int:
     return n
 
 
+def threads_chosen() -> bool:
+    """Whether the environment names a thread count (``MNISTFAST_NUM_THREADS`` or ``OMP_NUM_THREADS``)."""
+    return bool(os.environ.get(THREADS_ENV, "").strip() or os.environ.get("OMP_NUM_THREADS", "").strip())
+
+
 def default_threads() -> int:
     """``MNISTFAST_NUM_THREADS`` when set, else ``OMP_NUM_THREADS`` when set, else the usable CPUs."""
     value = os.environ.get(THREADS_ENV, "").strip()

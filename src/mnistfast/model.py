@@ -338,26 +338,19 @@ class Sequential:
         for cb in callbacks:
             cb.set_context(self, optimizer)
             cb.on_train_begin({})
-        try:
-            for epoch in range(initial_epoch + 1, epochs + 1):
-                self._fit_epoch(epoch, source, optimizer, schedule, metrics, good)
-                logs, problem = metrics.end_epoch(source.n, optimizer.lr)
-                if not problem and not math.isfinite(be.sum_squares(self.flat_params)):
-                    problem = "the parameters are no longer finite"
-                if problem:
-                    good.restore(f"epoch {epoch}: {problem}")
-                good.keep(epoch)
-                if validation is not None:
-                    val = self._evaluate_prepared(*validation)
-                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-                history.append(epoch, logs)
-                metrics.bar.finish(logs)
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        finally:
-            self._bufs.clear()
+        with be.core_share() as cores:
+            try:
+                for epoch in range(initial_epoch + 1, epochs + 1):
+                    self._fit_epoch(epoch, source, optimizer, schedule, metrics, good, cores)
+                    logs = self._end_epoch(epoch, source.n, optimizer.lr, metrics, good, validation)
+                    history.append(epoch, logs)
+                    metrics.bar.finish(logs)
+                    for cb in callbacks:
+                        cb.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+            finally:
+                self._bufs.clear()
         for cb in callbacks:
             cb.on_train_end(history.history)
         return history
@@ -372,18 +365,34 @@ class Sequential:
         memory.check(rows * self._bytes_per_sample(), f"fit: a batch of {rows} samples")
         return epochs, batch_size, initial_epoch
 
-    def _fit_epoch(self, epoch, source, optimizer, schedule, metrics, good) -> None:
-        """One pass over ``source``: a training step per batch, the metrics read when due."""
+    def _fit_epoch(self, epoch, source, optimizer, schedule, metrics, good, cores) -> None:
+        """One pass over ``source``: a training step per batch, the metrics read when due, the
+        thread count (``cores``, the backend's ``core_share()``) looked at between steps."""
         self._set_lr(optimizer, schedule, epoch - 1, 0)
         metrics.start_epoch(epoch)
         per_step = schedule.per == "step"
         for step, (xb, yb, seen) in enumerate(source.epoch(lambda: optimizer.iterations)):
             if per_step:
                 self._set_lr(optimizer, schedule, epoch - 1, step)
+            cores.poll()
             self.train_step(xb, yb, optimizer, metrics.totals)
             problem = metrics.after_step(step + 1, seen, xb.shape[0], optimizer.lr)
             if problem:
                 good.restore(f"epoch {epoch}, step {step + 1}: {problem}")
+
+    def _end_epoch(self, epoch, n, lr, metrics, good, validation) -> dict:
+        """The epoch's logs, once its weights are judged healthy (else they are put back and
+        FloatingPointError raised), with the validation scores if there is validation data."""
+        logs, problem = metrics.end_epoch(n, lr)
+        if not problem and not math.isfinite(self.backend.sum_squares(self.flat_params)):
+            problem = "the parameters are no longer finite"
+        if problem:
+            good.restore(f"epoch {epoch}: {problem}")
+        good.keep(epoch)
+        if validation is not None:
+            val = self._evaluate_prepared(*validation)
+            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+        return logs
 
     def _set_lr(self, optimizer, schedule, epoch_index, step) -> None:
         lr = schedule(epoch_index, step) * self.lr_scale

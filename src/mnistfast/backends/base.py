@@ -22,6 +22,7 @@ import threading
 
 import numpy as np
 
+from ..core_share import NoShare
 from .contract import KERNELS, ArrayView, validate
 
 
@@ -170,6 +171,12 @@ class Backend:
         (``fit``, ``predict``, ``evaluate``, ...): calls from several threads into models on one
         backend run one at a time instead of overwriting each other's activations."""
         return self.__dict__.setdefault("_call_lock", threading.RLock())  # setdefault: atomic under the GIL
+
+    def core_share(self):
+        """A context manager held by ``fit`` whose ``poll()``, called between steps, may change
+        the backend's thread count to its share of the machine (``mnistfast.core_share``); this
+        default changes nothing."""
+        return NoShare()
 
     def _workspace(self, name, shape, dtype=None):
         """A cached work buffer of this backend, viewed as ``shape`` (grown when too small, never

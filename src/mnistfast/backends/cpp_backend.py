@@ -3,7 +3,8 @@
 Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic",
 conv_algorithm="im2col")``. The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
 ``OMP_NUM_THREADS``, else the CPUs this process may use (its affinity and cgroup quota: see
-``mnistfast.cpus``). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
+``mnistfast.cpus``), divided with other trainings on the machine while ``fit`` runs when nobody
+chose it (see ``mnistfast.core_share``). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
 more channels in and out by Winograd's F(2x2, 3x3) and the rest as im2col + GEMM.
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpus import check_threads, default_threads, openmp_settings
+from ..core_share import CoreShare, NoShare
+from ..cpus import check_threads, default_threads, openmp_settings, threads_chosen
 from .base import Backend
 from .contract import KERNELS
 
@@ -36,6 +38,8 @@ class CppBackend(Backend):
             )
         if np.dtype(dtype) != np.float32:
             raise ValueError(f"cpp backend: only float32 is supported, got {np.dtype(dtype)}")
+        # Only a count nobody chose is divided with other trainings (core_share.py).
+        self._shared = threads is None and not threads_chosen()
         if threads is None:
             threads = default_threads()
         threads = check_threads(int(threads) if isinstance(threads, np.integer) else threads, "cpp backend: threads")
@@ -49,6 +53,16 @@ class CppBackend(Backend):
     @property
     def threads(self) -> int:
         return self._k.threads
+
+    def core_share(self):
+        """While ``fit`` runs, a default thread count is this process's share of the CPUs among
+        the trainings running on the machine (``mnistfast.core_share``)."""
+        if not self._shared or self._k.threads < 2:
+            return NoShare()
+        return CoreShare(self._k.threads, self._set_threads)
+
+    def _set_threads(self, n: int) -> None:
+        self._k.threads = n
 
     @property
     def gemm_kernel(self) -> str:
