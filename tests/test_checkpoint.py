@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mnistfast as mf
-from mnistfast.checkpoint import CheckpointEachEpoch, load_checkpoint, save_checkpoint
+from mnistfast.checkpoint import CheckpointEachEpoch, load_checkpoint, restore_callbacks, save_checkpoint
 
 
 def net(kind):
@@ -47,6 +47,43 @@ def test_stopped_and_resumed_equals_never_stopped(mnist, tmp_path, kind, opt):
     for a, b in zip(model.get_params(), whole.get_params()):
         np.testing.assert_array_equal(a, b)
     assert optimizer.iterations == 4 * 12
+
+
+def test_a_plateau_callback_resumes_with_its_memory(mnist, tmp_path):
+    """ReduceLROnPlateau's best value, patience count and learning-rate scale travel in the
+    checkpoint: the resumed run reduces the rate where the run never stopped does. (A min_delta
+    no loss can beat makes it reduce after every epoch but the first.)"""
+    (X, y), _ = mnist
+    X, y = X[:1200], y[:1200]
+    fit = dict(epochs=4, batch_size=100, verbose=0)
+
+    def plateau():
+        return mf.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0)
+
+    whole, p = net("mlp"), plateau()
+    whole.fit(X, y, optimizer=mf.optim.SGD(lr=0.1, momentum=0.9), callbacks=[p], **fit)
+    assert [e for e, _ in p.reductions] == [2, 3, 4]
+
+    half, first = net("mlp"), plateau()
+
+    class StopAfter2(mf.Callback):
+        def on_epoch_end(self, epoch, logs):
+            self.model.stop_training = epoch == 2
+
+    saver = CheckpointEachEpoch(tmp_path / "ck.npz", keep=[first])
+    half.fit(X, y, optimizer=mf.optim.SGD(lr=0.1, momentum=0.9), callbacks=[first, saver, StopAfter2()], **fit)
+    model, optimizer, meta = load_checkpoint(tmp_path / "ck.npz")
+    assert meta["callbacks"][0]["lr_scale"] == 0.5 and meta["callbacks"][0]["wait"] == 0
+    again = plateau()
+    restore_callbacks([again], meta["callbacks"])
+    model.fit(X, y, optimizer=optimizer, initial_epoch=meta["epoch"], callbacks=[again], **fit)
+    assert again.reductions == p.reductions
+    for a, b in zip(model.get_params(), whole.get_params()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="the state of 1 callbacks, the run has 0"):
+        restore_callbacks([], meta["callbacks"])
+    with pytest.raises(ValueError, match="damaged state"):
+        plateau().set_state({"best": 1.0})
 
 
 def test_a_checkpoint_of_another_kind_is_refused(tmp_path):

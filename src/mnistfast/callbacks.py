@@ -42,6 +42,16 @@ class Callback:
     def on_train_end(self, logs: dict) -> None:
         """Called once after the last epoch, also when a callback stopped training early."""
 
+    def get_state(self) -> dict | None:
+        """What the callback remembers between epochs, as JSON, for a checkpoint
+        (``mnistfast.checkpoint``); None when it remembers nothing worth resuming."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Take back what :meth:`get_state` returned, before the resumed ``fit`` starts."""
+        if state is not None:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {state!r}")
+
 
 class History:
     """What ``fit`` returns, as in Keras: ``history.history["loss"]`` is one value per epoch."""
@@ -120,6 +130,7 @@ class ReduceLROnPlateau(_Monitor):
         self.factor, self.patience, self.min_lr = float(factor), int(patience), float(min_lr)
         self.wait = 0
         self.reductions: list[tuple[int, float]] = []  # (epoch, new lr)
+        self._resumed = None  # (lr_scale, lr_floor) from set_state, for the next fit
 
     def on_epoch_end(self, epoch, logs):
         value = self._value(logs)
@@ -133,6 +144,26 @@ class ReduceLROnPlateau(_Monitor):
             model.lr_scale *= self.factor
             model.lr_floor = max(model.lr_floor, self.min_lr)
             self.reductions.append((epoch, max(self.optimizer.lr * self.factor, self.min_lr)))
+
+    def on_train_begin(self, logs):
+        if self._resumed is not None:  # fit has just reset the model's scale: put back the run's
+            self.model.lr_scale, self.model.lr_floor = self._resumed
+            self._resumed = None
+
+    def get_state(self) -> dict:
+        best = self.best if math.isfinite(self.best) else None
+        return {"best": best, "wait": self.wait, "reductions": [list(r) for r in self.reductions],
+                "lr_scale": self.model.lr_scale, "lr_floor": self.model.lr_floor}
+
+    def set_state(self, state: dict) -> None:
+        try:
+            best = state["best"]
+            self.best = (math.inf if self.minimize else -math.inf) if best is None else float(best)
+            self.wait = int(state["wait"])
+            self.reductions = [(int(e), float(lr)) for e, lr in state["reductions"]]
+            self._resumed = (float(state["lr_scale"]), float(state["lr_floor"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"ReduceLROnPlateau: a damaged state {state!r} ({e})") from None
 
 
 class ModelCheckpoint(_Monitor):

@@ -382,7 +382,7 @@ def cmd_train(args) -> int:
 def _train(args, run_dir) -> int:
     """Train as ``args`` say and write the run into the checked, locked ``run_dir``."""
     from .backends import get_backend
-    from .checkpoint import CheckpointEachEpoch, load_checkpoint
+    from .checkpoint import CheckpointEachEpoch, load_checkpoint, restore_callbacks
     from .data import load_mnist
     from .ensemble import Ensemble
     from .preprocessing import Preprocessing
@@ -426,11 +426,13 @@ def _train(args, run_dir) -> int:
         saver = None
         if ckpt is not None:
             done, past = 0, []
+            kept = list(fit_kwargs.get("callbacks", ()))
             if resume is not None:
                 model, fit_kwargs["optimizer"], meta = load_checkpoint(resume, backend)
+                restore_callbacks(kept, meta["callbacks"])
                 done, past = meta["epoch"], meta["history"]
                 print(f"resuming after epoch {done} of {fit_kwargs['epochs']} from {resume}")
-            saver = CheckpointEachEpoch(ckpt, done, past, extra={"args": _recorded(args)})
+            saver = CheckpointEachEpoch(ckpt, done, past, extra={"args": _recorded(args)}, keep=kept)
             fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", ()), saver]
             fit_kwargs["initial_epoch"] = done
         t0 = time.perf_counter()
