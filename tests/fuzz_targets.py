@@ -47,6 +47,22 @@ def model_target(data: bytes, workdir) -> None:
     assert all(np.isfinite(p).all() for p in model.get_params())
 
 
+def storage_target(url: str) -> None:
+    """A search storage URL opens a study or is a ValueError naming it (never a driver's own
+    exception). Only URLs that stay on this machine: a server name would wait on the network."""
+    import optuna
+
+    from mnistfast.search import _open_study, _storage_url, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study = _open_study(optuna, "fuzz", _storage_url(url), make_sampler("random", 0), attempts=1)
+    except ValueError as e:
+        assert str(e).startswith("search storage "), e
+        return
+    assert study.study_name == "fuzz"
+
+
 def seed_inputs():
     """Valid files of each kind, for the fuzzer's corpus and the mutation tests."""
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 from fuzz_targets import csv_target, idx_target, model_target, seed_inputs
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mnistfast as mf
@@ -181,6 +181,33 @@ def test_output_paths_of_every_kind(kind, as_run):
             pass
         for p, (link, data) in before.items():  # checking never changes what was there
             assert p.is_symlink() == link and (data is None or p.read_bytes() == data), p
+
+
+# -- search storage URLs (issue 22): a study or one line, never a driver's traceback ------------
+_URL_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@example(scheme="sqlite", slashes="://", tail="{}", query="")  # found: Optuna formats the URL, braces raised
+@given(scheme=st.sampled_from(["sqlite", "sqlite+pysqlite", "SQLITE", "nonsense", "mysql", "oracle", "", "sqlite:"]),
+       slashes=st.sampled_from(["://", ":///", ":////", ":", "//"]), tail=_URL_TEXT,
+       query=st.sampled_from(["", "?mode=ro", "?uri=true", "?timeout=-1", "?check_same_thread=maybe", "?%ZZ"]))
+def test_search_storage_urls(scheme, slashes, tail, query):
+    """Schemes and paths of every shape under a scratch directory (a relative path would land in
+    the working directory; no host names, which would wait on the network)."""
+    from fuzz_targets import storage_target
+
+    import os
+
+    with tempfile.TemporaryDirectory() as d:
+        path = tail.replace("..", "_").lstrip("/")
+        url = f"{scheme}{slashes}{d}/{path}{query}" if slashes.endswith("/") else f"{scheme}{slashes}{path}"
+        here = os.getcwd()
+        os.chdir(d)  # whatever slips through as a relative path lands in the scratch directory
+        try:
+            storage_target(url)
+        finally:
+            os.chdir(here)
 
 
 def test_seed_inputs_are_valid(workdir):

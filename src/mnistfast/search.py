@@ -120,7 +120,9 @@ def _open_study(optuna, name, url, sampler, attempts: int = 8):
             if attempt == attempts - 1:
                 raise _storage_error(url, e) from None
             time.sleep(0.2 * (attempt + 1))
-        except (exc.SQLAlchemyError, optuna.exceptions.OptunaError, OSError, ValueError, ImportError) as e:
+        # Optuna fills the URL in as a format string: braces in it raise IndexError or KeyError.
+        except (exc.SQLAlchemyError, optuna.exceptions.OptunaError, OSError, ValueError, ImportError, IndexError,
+                KeyError) as e:
             raise _storage_error(url, e) from None
 
 
