@@ -70,3 +70,43 @@ def test_train_cnn(small_mnist_dir, tmp_path, capsys):
 def test_layers_flag_is_for_the_mlp(tmp_path, capsys):
     assert main(["train", "--model", "cnn", "--layers", "784,10", "--out", str(tmp_path)]) == 2
     assert "--layers, --dropout, --batchnorm and --activation apply to --model mlp only" in capsys.readouterr().err
+
+
+def test_every_flag_is_explained_once(capsys):
+    """Each command's help explains every flag, shows a default at most once, and has no raw RST
+    (issue 23, finding 6: ten flags read "(default: the recipe's) (default: None)")."""
+    import argparse
+    import re
+
+    from mnistfast.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in commands.items():
+        unexplained = [a.dest for a in sub._actions if a.option_strings and a.dest != "help" and not a.help]
+        assert not unexplained, (name, unexplained)
+        text = " ".join(sub.format_help().split())
+        assert "``" not in text and "(default: None)" not in text and "(default: False)" not in text, name
+        for flag in re.split(r"\s(?=--?[a-z])", text):
+            assert flag.count("default") <= 1, (name, flag)
+
+
+def test_eval_scores_the_data_the_model_was_trained_on(small_mnist_dir, tmp_path, capsys, monkeypatch):
+    """``eval`` without ``--data`` takes the run's data (issue 23, finding 3: it scored the bundled
+    MNIST without a word), from any working directory; other data is named in the first line."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(small_mnist_dir), "--epochs", "1", "--layers", "784,32,10",
+                 "--verbose", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", str(out / "model.npz")]) == 0
+    first, rest = capsys.readouterr().out.split("\n", 1)
+    assert first == f"evaluating on the test split of the data the model was trained on: {small_mnist_dir.resolve()}"
+    report = json.loads((out / "eval.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert report["data"] == str(small_mnist_dir.resolve()) and report["accuracy"] == history["test_accuracy"]
+    assert main(["eval", str(out / "model.npz"), "--out", str(tmp_path / "bundled.json"),
+                 "--data", str(mf.data.bundled_mnist_dir())]) == 0
+    first = capsys.readouterr().out.split("\n", 1)[0]
+    assert first.startswith(f"note: evaluating on {mf.data.bundled_mnist_dir()}, not on the data the model was "
+                            f"trained on ({small_mnist_dir.resolve()})")

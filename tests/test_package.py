@@ -99,3 +99,15 @@ def test_each_kernel_lives_in_four_places():
             assert len(launched.get(name, [])) == 1, (name, launched.get(name))
     assert set(bound) <= set(KERNELS)
     assert set(launched) <= set(KERNELS)
+
+
+def test_the_modules_the_readme_uses_come_with_the_package():
+    """``import mnistfast as mf`` then ``mf.submission`` and ``mf.search`` (issue 23, finding 6),
+    without Optuna being imported until a search runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mnistfast as mf\nprint(callable(mf.submission.load_images), sorted(mf.search.GRID),"
+            " 'optuna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "True" and out[1].strip() == "['batch_size', 'hidden', 'lr', 'optimizer'] False"

@@ -1,6 +1,7 @@
 """mnistfast: neural networks on MNIST with hand-written C++ kernels and a NumPy reference."""
 
-from . import augment, callbacks, layers, optim, schedules
+# search imports Optuna only when a search runs; both are light to import.
+from . import augment, callbacks, layers, optim, schedules, search, submission
 from .backends import Backend, available_backends, get_backend
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau
 from .data import DataFormatError, load_csv, load_mnist, read_idx, train_val_split
@@ -19,5 +20,5 @@ __all__ = [
     "EarlyStopping", "Ensemble", "augment", "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules",
     "Flatten", "GlobalAvgPool2D", "History", "LeakyReLU", "MaxPool2D", "Preprocessing", "ReLU", "Reshape", "Sequential", "Sigmoid",
     "Tanh", "available_backends", "get_backend", "layers", "load_csv", "load_mnist", "load_model", "optim",
-    "read_idx", "train_val_split",
+    "read_idx", "search", "submission", "train_val_split",
 ]

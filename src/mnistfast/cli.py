@@ -37,13 +37,24 @@ def _positive(kind):
     return parse
 
 
+class _Help(argparse.HelpFormatter):
+    """Each flag's default after its help, unless the help already says it or there is none to
+    show (a flag off by default, a value the recipe decides)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnistfast", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mnistfast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on MNIST and save it with its history",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_Help,
                        description="Train a preset with its recipe (mlp: SGD lr 0.5 cosine, 5 epochs; cnn: Adam "
                                    "lr 1e-3 cosine, 6 epochs; batch 128). Flags override the recipe.")
     t.add_argument("--model", choices=MODELS, default="mlp",
@@ -53,12 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"],
                    help="kernel backend (cuda: an NVIDIA GPU through numba-cuda, pip install \".[cuda]\")")
     t.add_argument("--layers", type=_layers, default=None, help="MLP layer sizes, comma-separated (default 784,128,64,10)")
-    t.add_argument("--epochs", type=int, default=None, help="(default: the recipe's)")
-    t.add_argument("--batch-size", type=_positive(int), default=None, help="(default: the recipe's)")
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default=None, help="(default: the recipe's)")
+    t.add_argument("--epochs", type=int, default=None, help="passes over the training set (default: the recipe's)")
+    t.add_argument("--batch-size", type=_positive(int), default=None, help="samples per step (default: the recipe's)")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default=None, help="the update rule (default: the recipe's)")
     t.add_argument("--lr", type=_positive(float), default=None, help="(peak) learning rate (default: the recipe's)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step", "exponential", "onecycle"], default=None,
-                   help="(default: the recipe's)")
+                   help="how the learning rate moves over the run (default: the recipe's)")
     t.add_argument("--weight-decay", type=float, default=None, help="L2 penalty (default: the recipe's, 0)")
     t.add_argument("--clipnorm", type=_positive(float), default=None, help="clip the gradient's global L2 norm")
     t.add_argument("--clipvalue", type=_positive(float), default=None, help="clip each gradient component")
@@ -69,15 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", action="store_true", help="train without the recipe's data augmentation")
     t.add_argument("--ensemble", type=_positive(int), default=1,
                    help="train N members with seeds seed..seed+N-1 and save their average (mf.Ensemble)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="initialises the weights, the shuffling and augmentation, and a CSV's held-out split")
     t.add_argument("--data", default=None, metavar="DIR_OR_CSV",
                    help="directory of MNIST IDX files or a Kaggle train.csv (default: the bundled MNIST)")
-    t.add_argument("--normalize", choices=["scale", "standardize", "none"], default="scale")
+    t.add_argument("--normalize", choices=["scale", "standardize", "none"], default="scale",
+                   help="how the model turns raw pixels into inputs (it records this): scale to [0, 1], "
+                        "standardize per pixel with the training set's statistics, or none (0..255)")
     t.add_argument("--validation-split", type=float, default=None,
                    help="fraction of the training set held out and evaluated after each epoch (default: the "
                         "recipe's: 0.1 for cnn-improved and cnn-deep, else 0)")
     t.add_argument("--out", default=None, metavar="DIR", help="where history.json and model.npz go (default runs/MODEL)")
-    t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
+                   help="0 silent, 1 a progress bar per epoch, 2 one line per epoch")
     t.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else the CPUs this "
                         "process may use)")
@@ -87,46 +102,50 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     pl = sub.add_parser("plot", help="draw a run's learning curves, confusion matrix, misclassified digits and "
-                                     "first-layer weights as PNGs", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     "first-layer weights as PNGs", formatter_class=_Help)
     pl.add_argument("run_dir", help="a directory written by mnistfast train")
     pl.add_argument("--data", default=None, help="test data (default: the data the run was trained on)")
     pl.add_argument("--out", default=None, metavar="DIR", help="where the PNGs go (default: the run directory)")
     pl.set_defaults(func=cmd_plot)
 
     e = sub.add_parser("eval", help="evaluate a saved model: loss, accuracy, per-class precision/recall/F1, "
-                                    "confusion matrix", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                    "confusion matrix", formatter_class=_Help)
     e.add_argument("model", help="a model file written by train (model.npz)")
     e.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                   help="MNIST IDX directory or a labelled Kaggle CSV; its test split is used (default: bundled MNIST)")
-    e.add_argument("--seed", type=int, default=0, help="the seed of the CSV's held-out split, as in train")
-    e.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+                   help="MNIST IDX directory or a labelled Kaggle CSV; its test split is used (default: the data "
+                        "the model was trained on, as it records)")
+    e.add_argument("--seed", type=int, default=None,
+                   help="the seed of the CSV's held-out split, as in train (default: the one the model records)")
+    e.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     e.add_argument("--out", default=None, metavar="JSON", help="where the report goes (default: eval.json beside the model)")
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict labels (a Kaggle submission) or probabilities for images",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("model", help="a model file written by train (model.npz)")
     p.add_argument("--data", required=True, metavar="CSV_OR_IDX",
                    help="Kaggle test.csv, an IDX image file, or a directory of MNIST files (its test images)")
-    p.add_argument("--out", default="submission.csv", metavar="CSV")
+    p.add_argument("--out", default="submission.csv", metavar="CSV", help="the CSV written (ImageId,Label)")
     p.add_argument("--proba", action="store_true", help="write class probabilities (ImageId,p0..p9) instead of labels")
-    p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+    p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     p.set_defaults(func=cmd_predict)
 
     se = sub.add_parser("search", help="search hyperparameters with Optuna on the validation split",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=_Help,
                         description="Searches the MLP's optimizer, learning rate, batch size and hidden layers, "
                                     "pruning trials by per-epoch validation accuracy. Workers that name the same "
                                     "--storage and --study share one search.")
     se.add_argument("--trials", type=_positive(int), default=20, help="trials run by this process")
-    se.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe")
+    se.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe",
+                    help="how trials are chosen: Optuna's TPE, at random, or the fixed grid (mnistfast.search.GRID)")
     se.add_argument("--storage", default=None, metavar="URL",
                     help="Optuna storage, e.g. postgresql://user@host/db (default: sqlite in --out)")
     se.add_argument("--study", default="mnistfast", help="study name; workers sharing it share the search")
     se.add_argument("--epochs", type=_positive(int), default=3, help="epochs per trial")
     se.add_argument("--subset", type=_positive(int), default=None, help="train on the first N training images")
-    se.add_argument("--data", default=None, metavar="DIR_OR_CSV")
-    se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"])
+    se.add_argument("--data", default=None, metavar="DIR_OR_CSV",
+                    help="directory of MNIST IDX files or a Kaggle train.csv (default: the bundled MNIST)")
+    se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     se.add_argument("--seed", type=int, default=0, help="the validation split and model initialisation")
     se.add_argument("--out", default="runs/search", metavar="DIR", help="best.json, trials.csv and the SQLite file")
     se.add_argument("--jobs", type=_positive(int), default=1,
@@ -135,12 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=cmd_search)
 
     b = sub.add_parser("bench", help="time sgemm and training epochs: cpp vs NumPy/OpenBLAS vs PyTorch, "
-                                     "or cuda vs cuBLAS and PyTorch CUDA", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     "or cuda vs cuBLAS and PyTorch CUDA", formatter_class=_Help)
     b.add_argument("--backend", choices=["cpp", "cuda"], default="cpp",
                    help="cpp: against NumPy/OpenBLAS and PyTorch CPU; cuda: against cuBLAS and PyTorch CUDA")
     b.add_argument("--rounds", type=_positive(int), default=5, help="interleaved rounds per measurement")
     b.add_argument("--gemm-rounds", type=_positive(int), default=30, help="sgemm calls per round")
-    b.add_argument("--threads", type=_positive(int), default=None)
+    b.add_argument("--threads", type=_positive(int), default=None,
+                   help="threads for the cpp backend and PyTorch (default: the CPUs this process may use)")
     b.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     b.add_argument("--quick", action="store_true", help="small shapes and 10k images: a smoke run")
     b.add_argument("--fast-cnn", type=int, default=0, metavar="SEEDS",
@@ -222,18 +242,38 @@ def cmd_eval(args) -> int:
 
     out = check_output_file(Path(args.out) if args.out else Path(args.model).parent / "eval.json")
     model = load_model(args.model, backend=args.backend)
-    X, y = load_test_set(args.data, seed=args.seed)
+    data, seed = _eval_data(args, model.trained_on)
+    X, y = load_test_set(data, seed=seed)
     if model.preprocessing is None:
         print("note: the model records no preprocessing; evaluating on pixels scaled to [0, 1]")
     X = model_input(model, X)
     scores = model.evaluate(X, y)
-    report = {"model": str(args.model), "data": args.data or "bundled MNIST", "samples": int(len(y)),
+    report = {"model": str(args.model), "data": data or "bundled MNIST", "samples": int(len(y)),
               "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes)}
     print(f"{args.model} on {len(y)} test images: loss {scores['loss']:.4f}, accuracy {report['accuracy']:.4f}\n")
     print(format_report(report))
     write_json(out, report)
     print(f"\nwrote {out}")
     return 0
+
+
+def _eval_data(args, trained_on) -> tuple:
+    """The data and split seed ``eval`` scores on: ``--data``, else what the model was trained on;
+    the first line printed says which, and when they are not the same."""
+    def name(path):
+        return path or "the bundled MNIST"
+
+    seed = args.seed
+    if trained_on is None:
+        print(f"evaluating on {name(args.data)} (the model does not record the data it was trained on)")
+        return args.data, 0 if seed is None else seed
+    if args.data is None:
+        print(f"evaluating on the test split of the data the model was trained on: {name(trained_on['data'])}")
+        return trained_on["data"], trained_on["seed"] if seed is None else seed
+    given = str(Path(args.data).resolve())
+    if given != trained_on["data"]:
+        print(f"note: evaluating on {given}, not on the data the model was trained on ({name(trained_on['data'])})")
+    return args.data, (trained_on["seed"] if given == trained_on["data"] else 0) if seed is None else seed
 
 
 def cmd_predict(args) -> int:
@@ -412,6 +452,7 @@ def _train(args, run_dir) -> int:
         if k == 0:  # float32 parameters, and the optimizer's state beside them in the file
             run_dir.require_room(3 * 4 * model.count_params() * args.ensemble)
         model.preprocessing = Preprocessing(args.normalize)
+        model.trained_on = {"data": None if args.data is None else str(Path(args.data).resolve()), "seed": args.seed}
         fit_kwargs = recipe.fit_kwargs(optimizer_options=options, optimizer=args.optimizer, lr=args.lr,
                                        lr_schedule=args.lr_schedule, epochs=args.epochs, batch_size=args.batch_size,
                                        weight_decay=args.weight_decay)

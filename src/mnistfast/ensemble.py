@@ -33,6 +33,11 @@ class Ensemble:
         """The first member's (each member applies its own to raw pixels)."""
         return self.models[0].preprocessing
 
+    @property
+    def trained_on(self):
+        """The first member's record of its training data (see ``Sequential.trained_on``)."""
+        return self.models[0].trained_on
+
     def predict_proba(self, X, batch_size: int = 256) -> np.ndarray:
         """The mean of the members' class probabilities, ``(n, classes)`` float32."""
         total = np.zeros((len(X), self.n_classes))

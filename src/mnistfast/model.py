@@ -80,6 +80,9 @@ class Sequential:
         self.input_shape = None
         self._bufs = Buffers(self.backend)
         self.preprocessing = None  # a Preprocessing, applied to raw (integer) pixel input
+        # Where the model's training data came from ({"data": absolute path or None for the
+        # bundled MNIST, "seed": the split's seed}), saved with it: eval and plot default to it.
+        self.trained_on = None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -511,12 +514,14 @@ class Sequential:
     # -- description and persistence ------------------------------------------------------------
     def get_config(self) -> dict:
         """The architecture as JSON-ready data (input shape, seed, layers and their arguments,
-        preprocessing): what ``save`` writes beside the arrays."""
+        preprocessing, the training data's origin): what ``save`` writes beside the arrays."""
         self._require_built("get_config")
         config = {"input_shape": list(self.input_shape), "seed": self.seed,
                   "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
         if self.preprocessing is not None:
             config["preprocessing"] = self.preprocessing.get_config()
+        if self.trained_on is not None:
+            config["trained_on"] = dict(self.trained_on)
         return config
 
     def summary(self, print_fn=print) -> str:

@@ -164,8 +164,9 @@ def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     record = _read_history(history)
     config = record.get("config", {})
     model = load_model(run_dir / "model.npz", backend=backend)
-    (_, _), (Xt, yt) = load_mnist(data if data is not None else config.get("data"), normalize=None,
-                                  seed=config.get("seed", 0))
+    # The model's record names its data by absolute path; older runs' history by the path as typed.
+    origin = model.trained_on or {"data": config.get("data"), "seed": config.get("seed", 0)}
+    (_, _), (Xt, yt) = load_mnist(data if data is not None else origin["data"], normalize=None, seed=origin["seed"])
     out_dir = Path(out_dir) if out_dir else run_dir
     paths = []
     for name, write in run_figures(model, record, Xt, yt).items():

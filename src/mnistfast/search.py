@@ -31,6 +31,7 @@ def _optuna():
 
 
 def suggest(trial) -> dict:
+    """One trial's settings drawn from the space: optimizer, learning rate, batch size, hidden layers."""
     optimizer = trial.suggest_categorical("optimizer", ["sgd", "adam"])
     return {"optimizer": optimizer,
             "lr": trial.suggest_float("lr", 1e-3, 1.0, log=True),
@@ -68,6 +69,7 @@ def make_objective(train, val, epochs: int, backend: str, seed: int):
 
 
 def make_sampler(name: str, seed=None):
+    """The Optuna sampler called ``name`` (one of ``SAMPLERS``), seeded; the grid is ``GRID``."""
     optuna = _optuna()
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)

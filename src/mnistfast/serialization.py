@@ -99,7 +99,18 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
     model.preprocessing = preprocessing
+    model.trained_on = _load_trained_on(path, config.get("trained_on"))
     return model
+
+
+def _load_trained_on(path, spec):
+    """The recorded origin of the training data, or None (a model saved without one)."""
+    if spec is None:
+        return None
+    if (not isinstance(spec, dict) or set(spec) != {"data", "seed"}
+            or not (spec["data"] is None or isinstance(spec["data"], str))):
+        raise ValueError(f"{path}: bad trained_on record {spec!r}")
+    return {"data": spec["data"], "seed": _config_int(spec["seed"], f"{path}: trained_on seed", -_CONFIG_INT_MAX)}
 
 
 # The parameters live in the file's arrays, the model's flat buffer and, in training, the gradients.
