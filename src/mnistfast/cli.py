@@ -1,4 +1,4 @@
-"""Command line: ``mnistfast train | eval | predict | plot | search | bench`` (also ``python -m
+"""Command line: ``mnistfast train | eval | predict | plot | export | search | bench`` (also ``python -m
 mnistfast ...``). Each command parses its flags and calls the API."""
 
 from __future__ import annotations
@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proba", action="store_true", help="write class probabilities (ImageId,p0..p9) instead of labels")
     p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     p.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("export", help="write a saved model for other tools: an ONNX graph (raw pixels in, "
+                                      "probabilities out) or a safetensors file", formatter_class=_Help)
+    x.add_argument("model", help="a model file written by train (model.npz, a single model or an ensemble)")
+    x.add_argument("--format", choices=["onnx", "safetensors"], default="onnx",
+                   help="onnx: one graph with the preprocessing inside, for onnxruntime; safetensors: the weights "
+                        "in PyTorch's layout and the config as metadata")
+    x.add_argument("--out", default=None, metavar="FILE",
+                   help="where it goes (default: beside the model, with the format as its suffix)")
+    x.set_defaults(func=cmd_export)
 
     se = sub.add_parser("search", help="search hyperparameters with Optuna on the validation split",
                         formatter_class=_Help,
@@ -274,6 +284,18 @@ def _eval_data(args, trained_on) -> tuple:
     if given != trained_on["data"]:
         print(f"note: evaluating on {given}, not on the data the model was trained on ({name(trained_on['data'])})")
     return args.data, (trained_on["seed"] if given == trained_on["data"] else 0) if seed is None else seed
+
+
+def cmd_export(args) -> int:
+    from .export import export
+    from .serialization import load_model
+
+    out = check_output_file(Path(args.out) if args.out else Path(args.model).with_suffix(f".{args.format}"))
+    model = load_model(args.model, backend="numpy")
+    export(model, out, args.format)
+    print(f"wrote {out}" + (": input 'pixels' (batch, features) uint8, output 'probabilities'"
+                            if args.format == "onnx" else ""))
+    return 0
 
 
 def cmd_predict(args) -> int:

@@ -58,6 +58,13 @@ class Ensemble:
         picked = np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)
         return {"loss": float(-np.log(picked).mean()), "accuracy": float((p.argmax(axis=1) == y).mean())}
 
+    def export(self, path, format: str = "onnx") -> None:
+        """Write the ensemble for other tools; in ONNX, one graph returning the mean of the members'
+        probabilities (see ``mnistfast.export``)."""
+        from .export import export
+
+        export(self, path, format)
+
     def save(self, path) -> None:
         """One ``.npz`` holding every member (``mf.load_model`` gives the Ensemble back)."""
         configs, arrays = [], {}

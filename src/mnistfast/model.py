@@ -549,6 +549,15 @@ class Sequential:
         atomically."""
         write_model(path, *self.to_payload())
 
+    @_one_call_at_a_time
+    def export(self, path, format: str = "onnx") -> None:
+        """Write the model for other tools: ``"onnx"`` (raw uint8 pixels ``(batch, features)`` in,
+        probabilities out, the preprocessing inside) or ``"safetensors"``; see
+        ``mnistfast.export``."""
+        from .export import export
+
+        export(self, path, format)
+
     def to_payload(self) -> tuple[dict, dict]:
         """(config, named arrays): what ``save`` writes."""
         params = self.get_params()
