@@ -1,7 +1,9 @@
-"""Models out of the package (issue 23): the ONNX graph run in onnxruntime gives predict_proba's
-probabilities (``TOLERANCES["export"]``) and labels, for every layer kind, every preprocessing,
-the presets and an ensemble; safetensors holds the weights and config; the CLI writes both."""
+"""Models out of the package (issue 23): the ONNX graph run in onnxruntime, and the torch.export
+program run by PyTorch, give predict_proba's probabilities (``TOLERANCES["export"]``) and labels,
+for every layer kind, every preprocessing, the presets and an ensemble; safetensors holds the
+weights and config; the CLI writes each."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -17,6 +19,16 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a test dependenc
 def run_onnx(path, pixels):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(["probabilities"], {"pixels": pixels.reshape(len(pixels), -1)})[0]
+
+
+def run_torch(path, pixels):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (.ci/run installs it)")
+    module = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return module(torch.from_numpy(pixels.reshape(len(pixels), -1))).numpy()
+
+
+RUNNERS = {"onnx": run_onnx, "torch": run_torch}
 
 
 def assert_same_predictions(got, want):
@@ -50,28 +62,31 @@ EVERY_LAYER = [  # each layer kind, batch norm folded (after a conv or dense) an
 ]
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torch"])
 @pytest.mark.parametrize("layers", EVERY_LAYER, ids=["conv_bn_pool", "reshape_dense"])
 @pytest.mark.parametrize("kind", ["scale", "standardize", "none"])
-def test_every_layer_and_preprocessing_runs_in_onnxruntime(mnist, pixels, tmp_path, layers, kind):
+def test_every_layer_and_preprocessing_exports(mnist, pixels, tmp_path, layers, kind, fmt):
     model = trained(mf.Sequential(layers(), input_shape=(1, 28, 28), seed=2), mnist, kind)
-    model.export(tmp_path / "m.onnx")
-    assert_same_predictions(run_onnx(tmp_path / "m.onnx", pixels), model.predict_proba(pixels))
+    model.export(tmp_path / "m", format=fmt)
+    assert_same_predictions(RUNNERS[fmt](tmp_path / "m", pixels), model.predict_proba(pixels))
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torch"])
 @pytest.mark.parametrize("preset", ["mlp", "basic", "improved", "fast", "deep"])
-def test_the_presets_export(mnist, pixels, tmp_path, preset):
-    model = trained(mf.MLP(seed=1) if preset == "mlp" else mf.CNN(preset, seed=1), mnist)
-    model.export(tmp_path / "m.onnx")
-    assert_same_predictions(run_onnx(tmp_path / "m.onnx", pixels), model.predict_proba(pixels))
+def test_the_presets_export(mnist, pixels, tmp_path, preset, fmt):
+    model = trained(mf.MLP(seed=1) if preset == "mlp" else mf.CNN(preset, seed=1), mnist, "standardize")
+    model.export(tmp_path / "m", format=fmt)
+    assert_same_predictions(RUNNERS[fmt](tmp_path / "m", pixels), model.predict_proba(pixels))
 
 
-def test_an_ensemble_is_one_graph_of_averaged_probabilities(mnist, pixels, tmp_path):
+@pytest.mark.parametrize("fmt", ["onnx", "torch"])
+def test_an_ensemble_exports_as_its_averaged_probabilities(mnist, pixels, tmp_path, fmt):
     members = [trained(mf.MLP([784, 32, 10], seed=s), mnist) for s in (1, 2, 3)]
     ensemble = mf.Ensemble(members)
-    ensemble.export(tmp_path / "e.onnx")
-    got = run_onnx(tmp_path / "e.onnx", pixels)
+    ensemble.export(tmp_path / "e", format=fmt)
+    got = RUNNERS[fmt](tmp_path / "e", pixels)
     assert_same_predictions(got, ensemble.predict_proba(pixels))
-    batch_of_one = run_onnx(tmp_path / "e.onnx", pixels[:1])  # the batch axis is dynamic
+    batch_of_one = RUNNERS[fmt](tmp_path / "e", pixels[:1])  # the batch axis is dynamic
     assert_close(batch_of_one, got[:1], "export")
 
 
@@ -92,7 +107,7 @@ def test_safetensors_holds_the_weights_and_config(mnist, tmp_path):
 
 def test_export_refuses_what_it_cannot_write(tmp_path):
     model = mf.MLP([784, 10])
-    with pytest.raises(ValueError, match="unknown format 'keras'; choose one of onnx, safetensors"):
+    with pytest.raises(ValueError, match="unknown format 'keras'; choose one of onnx, safetensors, torch"):
         model.export(tmp_path / "m.keras", format="keras")
     assert list(tmp_path.iterdir()) == []
 
@@ -102,6 +117,9 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
     odd = mf.Sequential([mf.Dense(10), Odd()], input_shape=(784,))
     with pytest.raises(ValueError, match="no ONNX form for the activation 'odd'"):
         odd.export(tmp_path / "odd.onnx")
+    if importlib.util.find_spec("torch"):
+        with pytest.raises(ValueError, match="no torch form for the activation 'odd'"):
+            odd.export(tmp_path / "odd.pt", format="torch")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
@@ -118,3 +136,12 @@ def test_the_cli_exports_a_trained_run(small_mnist_dir, tmp_path, capsys, pixels
     (tmp_path / "taken").mkdir()
     assert main(["export", str(out / "model.npz"), "--out", str(tmp_path / "taken")]) == 2
     assert "mnistfast: error:" in capsys.readouterr().err
+
+
+def test_the_cli_writes_a_torch_program(small_mnist_dir, tmp_path, capsys, pixels):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(small_mnist_dir), "--epochs", "1", "--model", "cnn-fast", "--verbose", "0",
+                 "--out", str(out)]) == 0
+    assert main(["export", str(out / "model.npz"), "--format", "torch"]) == 0
+    assert f"wrote {out / 'model.pt2'}" in capsys.readouterr().out
+    assert_same_predictions(run_torch(out / "model.pt2", pixels), mf.load_model(out / "model.npz").predict_proba(pixels))

@@ -133,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a saved model for other tools: an ONNX graph (raw pixels in, "
                                       "probabilities out) or a safetensors file", formatter_class=_Help)
     x.add_argument("model", help="a model file written by train (model.npz, a single model or an ensemble)")
-    x.add_argument("--format", choices=["onnx", "safetensors"], default="onnx",
+    x.add_argument("--format", choices=["onnx", "safetensors", "torch"], default="onnx",
                    help="onnx: one graph with the preprocessing inside, for onnxruntime; safetensors: the weights "
-                        "in PyTorch's layout and the config as metadata")
+                        "in PyTorch's layout and the config as metadata; torch: a torch.export program (.pt2) "
+                        "with the ONNX graph's input and output")
     x.add_argument("--out", default=None, metavar="FILE",
                    help="where it goes (default: beside the model, with the format as its suffix)")
     x.set_defaults(func=cmd_export)
@@ -287,14 +288,14 @@ def _eval_data(args, trained_on) -> tuple:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from .export import SUFFIXES, export
     from .serialization import load_model
 
-    out = check_output_file(Path(args.out) if args.out else Path(args.model).with_suffix(f".{args.format}"))
+    out = check_output_file(Path(args.out) if args.out else Path(args.model).with_suffix(SUFFIXES[args.format]))
     model = load_model(args.model, backend="numpy")
     export(model, out, args.format)
-    print(f"wrote {out}" + (": input 'pixels' (batch, features) uint8, output 'probabilities'"
-                            if args.format == "onnx" else ""))
+    print(f"wrote {out}" + (": raw uint8 pixels (batch, features) in, probabilities out"
+                            if args.format != "safetensors" else ""))
     return 0
 
 

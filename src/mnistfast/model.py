@@ -552,8 +552,8 @@ class Sequential:
     @_one_call_at_a_time
     def export(self, path, format: str = "onnx") -> None:
         """Write the model for other tools: ``"onnx"`` (raw uint8 pixels ``(batch, features)`` in,
-        probabilities out, the preprocessing inside) or ``"safetensors"``; see
-        ``mnistfast.export``."""
+        probabilities out, the preprocessing inside), ``"torch"`` (the same as a ``torch.export``
+        program) or ``"safetensors"``; see ``mnistfast.export``."""
         from .export import export
 
         export(self, path, format)

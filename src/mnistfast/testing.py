@@ -45,10 +45,12 @@ class Tol:
 #   4.1e-5 relative, weights to 3.3e-4 absolute.
 # - augment: bilinear sampling at coordinates computed in float32 (|coords| <= ~30, so off by
 #   ~4e-6 pixels) of images in [-1, 1] whose values change by at most 2 per pixel: ~1e-5.
-# - export: an exported graph's probabilities against predict_proba's. Another runtime sums the
-#   convolutions and products in its own order, and a folded batch norm rounds once instead of
-#   twice: measured up to 7e-7 on trained presets. A wrong layout (a transposed weight, CHW
-#   against HWC flattening) is off by O(0.1).
+# - export: an exported model's probabilities (onnxruntime, torch.export) against predict_proba's.
+#   Another runtime sums the convolutions and products in its own order, and a folded batch norm
+#   rounds once instead of twice: measured up to 7e-7 on trained presets fed scaled pixels, up to
+#   6.4e-6 fed standardized ones (a pixel that is nearly constant in the training set reaches
+#   |x| ~ 100 after standardizing, and the logits' rounding grows with it). A wrong layout (a
+#   transposed weight, CHW against HWC flattening) is off by O(0.1).
 # - gradcheck: central differences in float64 with h = 1e-6 have truncation error ~h^2 and
 #   cancellation error ~eps64 / h ~ 1e-10; atol 1e-8 sits far below every gradient entry checked.
 TOLERANCES = {
@@ -68,7 +70,7 @@ TOLERANCES = {
     "cnn_training_weights": Tol(rtol=0.0, atol=2e-3),
     "augment": Tol(rtol=1e-5, atol=3e-5),
     "gradcheck": Tol(rtol=1e-5, atol=1e-8),
-    "export": Tol(rtol=0.0, atol=1e-5),
+    "export": Tol(rtol=0.0, atol=3e-5),
 }
 
 

@@ -4,10 +4,12 @@
   onnxruntime and every other ONNX runtime;
 - ``safetensors``: the parameters and state under the names of ``Sequential.param_names`` (the
   API layout, PyTorch's: Conv2D ``W (out, in, kh, kw)``, Dense ``W (in, out)``), the
-  preprocessing's arrays, and the model's config as JSON in the file's metadata.
+  preprocessing's arrays, and the model's config as JSON in the file's metadata;
+- ``torch``: a ``torch.export`` program (``.pt2``) with the ONNX graph's input and output
+  (``torch_module.py``), for ``torch.export.load(path).module()`` without mnistfast.
 
 The file is written atomically, and only once the whole export has succeeded. ``onnx`` and
-``safetensors`` come with ``pip install "mnistfast[export]"``.
+``safetensors`` come with ``pip install "mnistfast[export]"``; ``torch`` needs PyTorch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import json
 
 import numpy as np
 
-FORMATS = ("onnx", "safetensors")
+FORMATS = ("onnx", "safetensors", "torch")
+SUFFIXES = {"onnx": ".onnx", "safetensors": ".safetensors", "torch": ".pt2"}
 
 
 def _members(model) -> list:
@@ -32,7 +35,7 @@ def export(model, path, format: str = "onnx") -> None:
     members = _members(model)
     for m in members:
         m._require_built("export")
-    data = _onnx_bytes(model, members) if format == "onnx" else _safetensors_bytes(members)
+    data = {"onnx": _onnx_bytes, "safetensors": _safetensors_bytes, "torch": _torch_bytes}[format](model, members)
     atomic_write(path, lambda f: f.write(data))
 
 
@@ -43,7 +46,13 @@ def _onnx_bytes(model, members) -> bytes:
     return to_onnx(members, model.preprocessing, features).SerializeToString()
 
 
-def _safetensors_bytes(members) -> bytes:
+def _torch_bytes(model, members) -> bytes:
+    from .torch_module import torchscript_bytes
+
+    return torchscript_bytes(members, model.preprocessing)
+
+
+def _safetensors_bytes(model, members) -> bytes:
     try:
         from safetensors.numpy import save
     except ImportError:
@@ -59,4 +68,4 @@ def _safetensors_bytes(members) -> bytes:
     return save(tensors, metadata=meta)
 
 
-__all__ = ["FORMATS", "export"]
+__all__ = ["FORMATS", "SUFFIXES", "export"]
