@@ -1,5 +1,8 @@
 """Training on cpp reproduces the numpy reference run; a short run learns; models round-trip."""
 
+import io
+import sys
+
 import numpy as np
 import pytest
 
@@ -167,6 +170,57 @@ def test_verbose_progress_prints_epochs(mnist_small, capsys):
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
     assert "8/16" in out  # a progress line in the middle of the epoch
     assert "16/16 -" in out and "loss:" in out and "accuracy:" in out
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_per_epoch_that_leaves_one_line(mnist_small, monkeypatch):
+    """A tqdm bar redrawn in place with rate, time left and the running metrics; each epoch then
+    leaves only its summary line (issue 23, finding 4: the old bar scrolled ~40 lines an epoch)."""
+    from mnistfast import progress
+
+    (X, y), _ = mnist_small
+    term = Terminal()
+    monkeypatch.setattr(progress.ProgressBar, "REDRAW_S", 0.0)
+    monkeypatch.setattr(sys, "stdout", term)
+    mf.MLP(backend="cpp", seed=0).fit(X[:512], y[:512], epochs=2, batch_size=32, verbose=1)
+    text = term.getvalue()
+    drawn = [seg for seg in text.replace("\n", "\r").split("\r") if "step/s" in seg]
+    assert all(seg.startswith("Epoch ") and "<" in seg for seg in drawn)  # the time spent < the time left
+    assert sum("loss " in seg and " acc " in seg for seg in drawn) >= 10
+    lines = [line.split("\r")[-1] for line in text.split("\n") if line.split("\r")[-1].strip()]
+    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2 - 16/16 - ") and "accuracy: " in lines[0]
+
+
+def test_piped_progress_has_rate_and_time_left(mnist_small, capsys):
+    (X, y), _ = mnist_small
+    mf.MLP(backend="cpp", seed=0).fit(X[:512], y[:512], epochs=1, batch_size=32, verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" not in out and "steps/s" in out and "s left" in out
+
+
+def test_an_interrupted_epoch_takes_its_bar_off_the_line(mnist_small, monkeypatch):
+    """So that ``mnistfast: interrupted`` starts a line of its own."""
+    from mnistfast import progress
+
+    (X, y), _ = mnist_small
+    term = Terminal()
+    monkeypatch.setattr(progress.ProgressBar, "REDRAW_S", 0.0)
+    monkeypatch.setattr(sys, "stdout", term)
+
+    class Interrupt(mf.Callback):
+        def on_batch_end(self, step, logs):
+            if step == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mf.MLP(backend="cpp", seed=0).fit(X[:512], y[:512], epochs=1, batch_size=32, verbose=1,
+                                          callbacks=[Interrupt()])
+    text = term.getvalue()
+    assert "step/s" in text and text.endswith("\r") and not text.split("\r")[-2].strip()
 
 
 def test_thread_count_belongs_to_the_backend(tmp_path):

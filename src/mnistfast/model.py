@@ -353,6 +353,7 @@ class Sequential:
                     if self.stop_training:
                         break
             finally:
+                metrics.close()
                 self._bufs.clear()
         for cb in callbacks:
             cb.on_train_end(history.history)

@@ -168,6 +168,12 @@ class TrainingMetrics:
             cb.on_batch_end(self.global_step - 1, {"loss": float(t[2]), "correct": int(t[3]), "size": rows, "lr": lr})
         return None
 
+    def close(self) -> None:
+        """Take an unfinished epoch's progress bar off the screen (fit stopped by an exception)."""
+        bar = getattr(self, "bar", None)
+        if bar is not None:
+            bar.close()
+
     def end_epoch(self, n: int, lr: float) -> tuple[dict, str | None]:
         """The epoch's logs over its ``n`` samples, and a divergence reason or None."""
         t = self.backend.to_host(self.totals)
