@@ -201,3 +201,30 @@ def test_clipnorm_bounds_the_update(rng):
     model.fit(X, y, epochs=1, batch_size=32, optimizer=mf.optim.SGD(lr=1.0, clipnorm=0.5), verbose=0)
     after = np.concatenate([p.ravel() for p in model.get_params()])
     assert np.linalg.norm(after - before) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_keras_names_are_taken(mnist):
+    """Keras's ``strides=``, ``pool_size=`` and optimizer names do what they say there (issue 23,
+    finding 6); ``trainable = False`` is refused, not ignored."""
+    (X, y), _ = mnist
+    X, y = X[:256].reshape(-1, 1, 28, 28), y[:256]
+
+    def net(conv, pool):
+        return mf.Sequential([conv, pool, mf.Flatten(), mf.Dense(10)], input_shape=(1, 28, 28), seed=4)
+
+    keras = net(mf.Conv2D(4, 3, strides=2, padding="same"), mf.MaxPool2D(pool_size=(2, 2), strides=2))
+    ours = net(mf.Conv2D(4, 3, stride=2, padding="same"), mf.MaxPool2D(2))
+    assert keras.get_config() == ours.get_config()
+    keras.fit(X, y, optimizer="adam", verbose=0)
+    ours.fit(X, y, optimizer=mf.optim.Adam(lr=1e-3), verbose=0)
+    for a, b in zip(keras.get_params(), ours.get_params()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        ours.fit(X, y, optimizer="rmsprop", verbose=0)
+    with pytest.raises(ValueError, match="strides=1 differs from the pool 2"):
+        mf.MaxPool2D(pool_size=2, strides=1)
+    with pytest.raises(ValueError, match="stride=3 and strides=2 disagree"):
+        mf.Conv2D(4, 3, stride=3, strides=2)
+    with pytest.raises(ValueError, match="trainable=False is not supported"):
+        ours.layers[0].trainable = False
+    assert ours.layers[0].trainable is True

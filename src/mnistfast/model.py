@@ -19,7 +19,7 @@ from .callbacks import History
 from .fusion import FusionPlan, check_fusions
 from .layers import Layer
 from .layers.base import Buffers, api_shape, internal_shape
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer
 from .schedules import make_schedule
 from .storage import MODEL_FORMAT, write_model
 from .training import BatchSource, LastGoodWeights, TrainingMetrics
@@ -313,8 +313,9 @@ class Sequential:
         CUDA, Numba) of float32 in the model's input layout, used in place: nothing is copied
         through the host but the labels, which are checked there. The model must be built.
 
-        ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls); without
-        one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: a name (``"constant"``,
+        ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls), or a
+        name as in Keras (``"sgd"``, ``"adam"``, ``"adamw"``: a new one at ``lr``, by default 0.1
+        for SGD and 1e-3 for the others); without one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: a name (``"constant"``,
         ``"cosine"``, ``"step"``, ``"exponential"``, ``"onecycle"``), an ``mf.schedules`` object
         or ``f(epoch_index, lr) -> lr``; it runs from the optimizer's ``initial_lr``.
         ``validation_split``: the last fraction of ``X``/``y`` (before shuffling, as in Keras) is
@@ -581,9 +582,19 @@ def _count(name: str, value, low: int) -> int:
     return int(value)
 
 
+# fit(optimizer="adam"): the names Keras takes, each at its default rate unless lr says otherwise.
+_OPTIMIZER_NAMES = {"sgd": (SGD, 0.1), "adam": (Adam, 1e-3), "adamw": (AdamW, 1e-3)}
+
+
 def _fit_optimizer(optimizer, lr) -> Optimizer:
     if optimizer is None:
         return SGD(lr=0.1 if lr is None else lr)
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in _OPTIMIZER_NAMES:
+            raise ValueError(f"fit: unknown optimizer {optimizer!r}; name one of {', '.join(_OPTIMIZER_NAMES)} "
+                             "or pass an mf.optim object")
+        cls, default = _OPTIMIZER_NAMES[optimizer.lower()]
+        return cls(lr=default if lr is None else lr)
     if lr is not None:
         raise ValueError("fit: pass lr to the optimizer (e.g. mf.optim.Adam(lr=...)), not beside it")
     if not isinstance(optimizer, Optimizer):

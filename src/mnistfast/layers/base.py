@@ -97,6 +97,17 @@ class Layer:
         self.plan = LayerPlan()
         self._bufs = None
 
+    @property
+    def trainable(self) -> bool:
+        """Always True: every layer's parameters are trained (freezing layers is not supported, so
+        ``layer.trainable = False`` is refused rather than ignored)."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        if value is not True:
+            raise ValueError(f"{type(self).__name__}: trainable={value!r} is not supported; every layer is trained")
+
     # -- building -----------------------------------------------------------------------------------
     def build(self, input_shape, backend) -> tuple:
         """Attach the layer to ``backend`` for inputs of ``input_shape`` (internal layout, no batch

@@ -18,7 +18,8 @@ def _pair(value, what):
 
 
 class Conv2D(Layer):
-    """``Conv2D(filters, kernel_size, stride=1, padding="valid" | "same", use_bias=True, activation=None)``.
+    """``Conv2D(filters, kernel_size, stride=1, padding="valid" | "same", use_bias=True, activation=None)``
+    (``strides=`` is taken for ``stride``, as Keras names it).
 
     At the API the weight is ``(filters, in_channels, kh, kw)`` and the bias ``(filters,)``, as in
     PyTorch. ``"same"`` pads like TensorFlow and PyTorch: ``ceil(size / stride)`` outputs, the
@@ -27,8 +28,13 @@ class Conv2D(Layer):
 
     can_pool_output = True
 
-    def __init__(self, filters: int, kernel_size, stride=1, padding="valid", use_bias: bool = True, activation=None):
+    def __init__(self, filters: int, kernel_size, stride=1, padding="valid", use_bias: bool = True, activation=None,
+                 *, strides=None):
         super().__init__()
+        if strides is not None:  # Keras's name
+            if stride != 1 and _pair(stride, "stride") != _pair(strides, "strides"):
+                raise ValueError(f"Conv2D: stride={stride!r} and strides={strides!r} disagree; give one")
+            stride = strides
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"Conv2D: filters must be a positive integer, got {filters!r}")
         if padding not in ("valid", "same"):

@@ -9,12 +9,21 @@ from .base import Layer
 
 class MaxPool2D(Layer):
     """``MaxPool2D(pool=2)``: the maximum of each ``pool x pool`` window, stride ``pool`` (rows or
-    columns that do not fill a window are dropped, as in Keras and PyTorch)."""
+    columns that do not fill a window are dropped, as in Keras and PyTorch). Keras's
+    ``pool_size=`` is taken for ``pool``, and ``strides=`` when it equals the pool."""
 
     can_mask_input_grad = True
 
-    def __init__(self, pool: int = 2):
+    def __init__(self, pool: int = 2, *, pool_size=None, strides=None):
         super().__init__()
+        if pool_size is not None:  # Keras's name, an int or a square pair
+            pool_size = pool_size[0] if isinstance(pool_size, (tuple, list)) and len(set(pool_size)) == 1 \
+                and len(pool_size) == 2 else pool_size
+            pool = pool_size
+        if strides is not None and (strides[0] if isinstance(strides, (tuple, list)) and len(set(strides)) == 1
+                                    else strides) != pool:
+            raise ValueError(f"MaxPool2D: strides={strides!r} differs from the pool {pool!r}; only non-overlapping "
+                             "windows (strides equal to the pool size) are supported")
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ValueError(f"MaxPool2D: pool must be a positive integer, got {pool!r}")
         self.pool = pool
