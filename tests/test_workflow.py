@@ -255,6 +255,9 @@ def test_a_killed_workers_trial_is_failed_by_the_next_start(small_mnist_dir, tmp
     monkeypatch.setattr("mnistfast.search.GRACE_S", 2)
     steady = {"optimizer": "sgd", "batch_size": 64, "hidden": "16"}
     monkeypatch.setattr("mnistfast.search.suggest", lambda t: {**steady, "lr": t.suggest_float("lr", 0.003, 0.003)})
+    # This worker's trial is one quick epoch, not the killed one's 1000: the study's settings check
+    # would (rightly) refuse it, and is not what this test is about.
+    monkeypatch.setattr("mnistfast.search._check_settings", lambda *a: None)
     assert main([*argv[:9], "--epochs", "1", "--subset", "600", "--out", str(tmp_path / "w1")]) == 0
     states = [t.state for t in optuna.load_study(study_name="mnistfast", storage=storage).get_trials()]
     assert states[0] == optuna.trial.TrialState.FAIL and states[1] == optuna.trial.TrialState.COMPLETE
@@ -316,3 +319,37 @@ def test_two_workers_share_a_postgresql_study(postgres, small_mnist_dir, tmp_pat
 def test_python_dash_m_works_anywhere(cwd):
     done = subprocess.run([sys.executable, "-m", "mnistfast", "--version"], cwd=cwd, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("mnistfast "), done.stderr
+
+
+def test_the_best_trial_trains_again_from_best_json(small_mnist_dir, tmp_path, capsys):
+    """``train --config best.json`` trains the best trial's model as the search did (SGD with
+    momentum, a constant rate, the same split): to its validation accuracy exactly (issue 23,
+    finding 5). A search with other settings does not join the study."""
+    out = tmp_path / "search"
+    assert main(["search", "--trials", "3", "--sampler", "random", "--data", str(small_mnist_dir), "--epochs", "2",
+                 "--out", str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["train"]["lr_schedule"] == "constant" and best["train"]["epochs"] == 2
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(out / "best.json"), "--data", str(small_mnist_dir), "--verbose", "0",
+                 "--out", str(run)]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs"][-1]["val_accuracy"] == best["best_validation_accuracy"]
+    assert history["config"]["momentum"] == best["train"].get("momentum")
+    capsys.readouterr()
+    assert main(["search", "--trials", "1", "--data", str(small_mnist_dir), "--epochs", "3", "--out", str(out)]) == 2
+    assert "scores its trials with other settings (epochs 2 there, 3 here)" in capsys.readouterr().err
+
+
+def test_a_bad_config_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"batch_size": 64, "colour": "red"}')
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--config", str(tmp_path / "c.json")])
+    assert e.value.code == 2 and "'colour' is not a train flag" in capsys.readouterr().err
+    (tmp_path / "c.json").write_text('{"batch_size": -3}')
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(tmp_path / "c.json")])
+    assert "--batch-size: must be positive" in capsys.readouterr().err
+    assert main(["train", "--momentum", "0.9", "--optimizer", "adam", "--out", str(tmp_path / "run")]) == 2
+    assert "--momentum is SGD's; the optimizer here is adam" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), default=None, help="(peak) learning rate (default: the recipe's)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step", "exponential", "onecycle"], default=None,
                    help="how the learning rate moves over the run (default: the recipe's)")
+    t.add_argument("--momentum", type=float, default=None,
+                   help="SGD's momentum (default: the recipe's, 0); only with the sgd optimizer")
     t.add_argument("--weight-decay", type=float, default=None, help="L2 penalty (default: the recipe's, 0)")
     t.add_argument("--clipnorm", type=_positive(float), default=None, help="clip the gradient's global L2 norm")
     t.add_argument("--clipvalue", type=_positive(float), default=None, help="clip each gradient component")
@@ -97,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else the CPUs this "
                         "process may use)")
     t.add_argument("--plots", action="store_true", help="also draw the run's figures (needs mnistfast[plot])")
+    t.add_argument("--config", default=None, metavar="JSON",
+                   help="take the settings in this file (a search's best.json, or an object of flag names and "
+                        "values) before the flags given here, which override them")
     t.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="go on with an interrupted run (its checkpoint beside RUN_DIR) with its own settings")
     t.set_defaults(func=cmd_train)
@@ -462,7 +467,10 @@ def _train(args, run_dir) -> int:
     splits = load_mnist(args.data, normalize=None, validation_split=split, seed=args.seed)
     (X, y), (Xt, yt) = splits[0], splits[-1]
     val = splits[1] if len(splits) == 3 else None
-    options = {k: v for k, v in (("clipnorm", args.clipnorm), ("clipvalue", args.clipvalue)) if v is not None}
+    options = {k: v for k, v in (("clipnorm", args.clipnorm), ("clipvalue", args.clipvalue),
+                                 ("momentum", args.momentum)) if v is not None}
+    if args.momentum is not None and (args.optimizer or recipe.optimizer) != "sgd":
+        raise ValueError(f"--momentum is SGD's; the optimizer here is {args.optimizer or recipe.optimizer}")
     # A single model's run keeps a checkpoint after every epoch (an ensemble's does not).
     ckpt = checkpoint_path(run_dir.path) if args.ensemble == 1 else None
     resume = getattr(args, "checkpoint", None)
@@ -557,9 +565,42 @@ def _recorded(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume", "checkpoint")}
 
 
+def _config_flags(path, parser) -> list:
+    """The command-line flags a ``train --config`` file stands for: a search's ``best.json`` (its
+    ``train`` entry) or an object of ``train``'s flag names (``batch_size`` or ``batch-size``)
+    and values. Each goes through the flag's own parsing, so a bad value reads as a bad flag."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        parser.error(f"--config {path}: {e}")
+    config = config.get("train", config) if isinstance(config, dict) else config
+    if not isinstance(config, dict):
+        parser.error(f"--config {path}: expected a JSON object of flags, got {type(config).__name__}")
+    known = {a.dest: a for a in parser._actions if a.option_strings}
+    flags = []
+    for key, value in config.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known or dest in ("config", "resume", "help"):
+            parser.error(f"--config {path}: {key!r} is not a train flag")
+        action, flag = known[dest], known[dest].option_strings[-1]
+        if action.nargs == 0:  # a switch: on when true
+            flags += [flag] if value is True else []
+        else:
+            flags += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return flags
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if getattr(args, "config", None):  # the file's flags first: those given here override them
+        train = parser._subparsers._group_actions[0].choices["train"]
+        at = argv.index("train") + 1
+        args = parser.parse_args([*argv[:at], *_config_flags(args.config, train), *argv[at:]])
     guard = sys.stdout = _PipeGuard(sys.stdout)
     try:
         code = args.func(args)

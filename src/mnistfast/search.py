@@ -1,7 +1,10 @@
 """Hyperparameter search with Optuna (``pip install "mnistfast[search]"``).
 
-The space: optimizer (SGD with momentum 0.9, or Adam), learning rate (log scale), batch size and
-the MLP's hidden layers. Each trial trains on the training split and reports its validation
+The space: optimizer (SGD with momentum 0.9, or Adam, at a constant rate), learning rate (log
+scale), batch size and the MLP's hidden layers; ``best.json``'s ``train`` entry holds the flags
+that train the best trial's model again (``mnistfast train --config best.json``). A study keeps
+the settings its trials were scored under (epochs, subset, data, seed) and refuses trials
+scored under others. Each trial trains on the training split and reports its validation
 accuracy after every epoch, so hopeless trials are pruned (median rule); the test set is never
 looked at. Samplers: ``tpe`` (Optuna's default), ``random``, ``grid``. Trials live in an Optuna
 storage: a SQLite file by default, or a server URL (``postgresql://...``) that any number of
@@ -39,6 +42,28 @@ def suggest(trial) -> dict:
             "hidden": trial.suggest_categorical("hidden", list(HIDDEN))}
 
 
+# What a trial's settings mean, in the objective and in `train --config best.json` alike: SGD
+# with this momentum, and a constant rate.
+SGD_MOMENTUM = 0.9
+VALIDATION_SPLIT = 0.1
+
+
+def train_settings(params: dict, epochs: int, features: int, seed: int) -> dict:
+    """The ``mnistfast train`` flags (without dashes) that train a trial's model as the trial did:
+    on the same split (given the same ``--data``), to the same validation accuracy."""
+    settings = {"model": "mlp", "layers": ",".join(str(n) for n in _layers(params, features)),
+                "optimizer": params["optimizer"], "lr": params["lr"], "lr_schedule": "constant",
+                "batch_size": params["batch_size"], "epochs": epochs, "normalize": "scale",
+                "validation_split": VALIDATION_SPLIT, "seed": seed}
+    if params["optimizer"] == "sgd":
+        settings["momentum"] = SGD_MOMENTUM
+    return settings
+
+
+def _layers(params: dict, features: int) -> list:
+    return [features, *(int(h) for h in params["hidden"].split(",")), 10]
+
+
 def make_objective(train, val, epochs: int, backend: str, seed: int):
     """An Optuna objective: validation accuracy of an MLP trained with the trial's settings."""
     from .optim import SGD, Adam
@@ -50,9 +75,10 @@ def make_objective(train, val, epochs: int, backend: str, seed: int):
 
     def objective(trial):
         p = suggest(trial)
-        model = MLP([X.shape[1], *(int(h) for h in p["hidden"].split(",")), 10], backend=backend, seed=seed)
+        trial.set_user_attr("settings", p)  # all of them, those a sampler held fixed too
+        model = MLP(_layers(p, X.shape[1]), backend=backend, seed=seed)
         model.preprocessing = Preprocessing("scale")
-        opt = SGD(lr=p["lr"], momentum=0.9) if p["optimizer"] == "sgd" else Adam(lr=p["lr"])
+        opt = SGD(lr=p["lr"], momentum=SGD_MOMENTUM) if p["optimizer"] == "sgd" else Adam(lr=p["lr"])
         acc = 0.0
         for epoch in range(epochs):
             try:
@@ -128,6 +154,20 @@ def _open_study(optuna, name, url, sampler, attempts: int = 8):
             raise _storage_error(url, e) from None
 
 
+def _check_settings(st, storage: str, settings: dict) -> None:
+    """Record the settings a study's trials are scored under when it is new; refuse to add trials
+    scored under others to it (their accuracies would not compare)."""
+    recorded = st.user_attrs.get("settings")
+    if recorded is None:
+        st.set_user_attr("settings", settings)
+        return
+    differ = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
+    if differ:
+        said = ", ".join(f"{k} {old!r} there, {new!r} here" for k, (old, new) in differ.items())
+        raise ValueError(f"study {st.study_name!r} in {storage.split('@')[-1]} scores its trials with other settings "
+                         f"({said}): name another --study, or search with its settings")
+
+
 def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = None, study: str = "mnistfast",
                epochs: int = 3, subset: int | None = None, data=None, backend: str = "cpp", seed: int = 0,
                sampler_seed=None, log=print) -> dict:
@@ -140,7 +180,7 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage_url(storage or f"sqlite:///{(out / 'study.db').resolve()}")
-    (X, y), val, _ = load_mnist(data, normalize=None, validation_split=0.1, seed=seed)
+    (X, y), val, _ = load_mnist(data, normalize=None, validation_split=VALIDATION_SPLIT, seed=seed)
     if subset:
         X, y = X[:subset], y[:subset]
     # Each trial's line comes from `report`; Optuna's own warnings would print a traceback for a
@@ -155,6 +195,8 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     from sqlalchemy import exc
 
     try:
+        _check_settings(st, storage, {"epochs": epochs, "subset": subset, "seed": seed,
+                                      "data": None if data is None else str(Path(data).resolve())})
         st.optimize(make_objective((X, y), val, epochs, backend, seed), n_trials=trials, callbacks=[report])
         all_trials = st.get_trials(deepcopy=False)
     except exc.SQLAlchemyError as e:  # the storage went away or turned read-only mid-search
@@ -166,7 +208,8 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     result = {"study": study, "storage": storage.split("@")[-1], "sampler": sampler, "epochs": epochs,
               "best_validation_accuracy": best.value, "best_params": best.params, "best_trial": best.number,
               "trials": len(all_trials), "completed": len(done),
-              "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in all_trials)}
+              "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in all_trials),
+              "train": train_settings(best.user_attrs.get("settings", best.params), epochs, X.shape[1], seed)}
     write_json(out / "best.json", result)
     table = io.StringIO()
     writer = csv.writer(table)
