@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0,
                    help="initialises the weights, the shuffling and augmentation, and a CSV's held-out split")
     t.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                   help="directory of MNIST IDX files or a Kaggle train.csv (default: the bundled MNIST)")
+                   help="directory of MNIST IDX files, a Kaggle train.csv or a Keras mnist.npz (default: the bundled "
+                        "MNIST)")
     t.add_argument("--normalize", choices=["scale", "standardize", "none"], default="scale",
                    help="how the model turns raw pixels into inputs (it records this): scale to [0, 1], "
                         "standardize per pixel with the training set's statistics, or none (0..255)")
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Help)
     p.add_argument("model", help="a model file written by train (model.npz)")
     p.add_argument("--data", required=True, metavar="CSV_OR_IDX",
-                   help="Kaggle test.csv, an IDX image file, or a directory of MNIST files (its test images)")
+                   help="Kaggle test.csv, an IDX image file, a directory of MNIST files or a Keras mnist.npz "
+                        "(their test images)")
     p.add_argument("--out", default="submission.csv", metavar="CSV", help="the CSV written (ImageId,Label)")
     p.add_argument("--proba", action="store_true", help="write class probabilities (ImageId,p0..p9) instead of labels")
     p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
@@ -160,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--epochs", type=_positive(int), default=3, help="epochs per trial")
     se.add_argument("--subset", type=_positive(int), default=None, help="train on the first N training images")
     se.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                    help="directory of MNIST IDX files or a Kaggle train.csv (default: the bundled MNIST)")
+                    help="directory of MNIST IDX files, a Kaggle train.csv or a Keras mnist.npz (default: the bundled "
+                        "MNIST)")
     se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     se.add_argument("--seed", type=int, default=0, help="the validation split and model initialisation")
     se.add_argument("--out", default="runs/search", metavar="DIR", help="best.json, trials.csv and the SQLite file")

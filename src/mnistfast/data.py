@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import memory
+from .data_checks import NUM_CLASSES, DataFormatError, check_pair
 
 __all__ = [
     "DataFormatError",
@@ -30,7 +31,6 @@ __all__ = [
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-NUM_CLASSES = 10
 IMAGE_PIXELS = 28 * 28
 
 # Standard file stems and the md5 of their uncompressed bytes (the published MNIST files).
@@ -42,8 +42,6 @@ MNIST_FILES = {
 }
 
 
-class DataFormatError(ValueError):
-    """A data file is missing, malformed or inconsistent. The message names the file."""
 
 
 def bundled_mnist_dir() -> Path:
@@ -56,13 +54,32 @@ MAX_IDX_BYTES = 1 << 30
 MAX_CSV_BYTES = 1 << 30
 
 
+# What --data and predict accept, for the messages about files that are none of them.
+ACCEPTED = ("a directory of MNIST IDX files, an IDX file, a Kaggle .csv, or a Keras mnist.npz "
+            "(x_train, y_train, x_test, y_test)")
+
+
 def _describe_start(raw: bytes) -> str:
     head = raw[:64].lstrip().lower()
     if raw[:2] == b"\x1f\x8b":
         return " (it looks gzip-compressed: give it a .gz name)"
+    for magic, what in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                        (b"PK\x03\x04", "a zip archive: a Keras mnist.npz needs the .npz suffix")):
+        if raw.startswith(magic):
+            return f" (it is {what}; accepted: {ACCEPTED})"
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
         return " (it looks like an HTML page, not MNIST data)"
     return ""
+
+
+def _sniff(path: Path) -> str:
+    """What the start of ``path`` says it is (" (a PNG image)"), or nothing."""
+    try:
+        with open(path, "rb") as f:
+            said = _describe_start(f.read(64))
+    except OSError:
+        return ""
+    return said.split(";")[0] + ")" if said else ""
 
 
 def _open_binary(path: Path):
@@ -187,22 +204,6 @@ def _find_idx(directory: Path, stem: str) -> Path:
     raise DataFormatError(f"{directory}: no {stem}.gz or {stem} in this directory")
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, img_path, lab_path) -> None:
-    if images.ndim != 3:
-        raise DataFormatError(f"{img_path}: expected an image file (3-D), got {images.ndim}-D data")
-    if labels.ndim != 1:
-        raise DataFormatError(f"{lab_path}: expected a label file (1-D), got {labels.ndim}-D data")
-    if images.shape[1:] != (28, 28):
-        raise DataFormatError(f"{img_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
-    if len(images) != len(labels):
-        raise DataFormatError(
-            f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels"
-        )
-    if labels.size and labels.max() >= NUM_CLASSES:
-        bad = int(np.argmax(labels >= NUM_CLASSES))
-        raise DataFormatError(f"{lab_path}: label {labels[bad]} at index {bad} is out of range 0..9")
-
-
 def _read_idx_dir(directory: Path, verify: bool, splits=("train", "test")):
     out = {}
     for key, (stem, md5) in MNIST_FILES.items():
@@ -212,7 +213,7 @@ def _read_idx_dir(directory: Path, verify: bool, splits=("train", "test")):
         out[key] = (read_idx(path, md5 if verify else None), path)
     for split in splits:
         (x, xp), (y, yp) = out[f"{split}_images"], out[f"{split}_labels"]
-        _check_pair(x, y, xp, yp)
+        check_pair(x, y, xp, yp)
     return tuple((out[f"{split}_images"][0], out[f"{split}_labels"][0]) for split in splits)
 
 
@@ -330,6 +331,11 @@ def load_test_set(path=None, seed: int = 0, verify: bool | None = None):
     if path.is_dir():
         ((X, y),) = _read_idx_dir(path, bool(verify), splits=("test",))
         return X.reshape(len(X), -1), y.astype(np.int64)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        from .keras_npz import read_keras_npz
+
+        ((X, y),) = read_keras_npz(path, splits=("test",))
+        return X.reshape(len(X), -1), y
     return load_mnist(path, normalize=None, seed=seed, verify=verify)[1]
 
 
@@ -338,8 +344,9 @@ def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.
     """Load MNIST as float32 ``(N, 784)`` images and int64 labels.
 
     ``path``: ``None`` for the copy shipped with the package (works offline), a directory of the
-    four standard IDX files (``.gz`` or raw), or a Kaggle ``train.csv`` (which has no test split:
-    10 % of it, seeded, becomes the test set).
+    four standard IDX files (``.gz`` or raw), a Kaggle ``train.csv`` (which has no test split:
+    10 % of it, seeded, becomes the test set), or a Keras ``mnist.npz`` (``x_train``,
+    ``y_train``, ``x_test``, ``y_test``).
 
     ``normalize``: ``"scale"`` (``/255`` into [0, 1]), ``"standardize"`` (per-pixel mean/std of the
     training set), ``"none"`` (raw 0..255 as float32) or ``None``: the raw uint8 pixels, for a model
@@ -361,10 +368,14 @@ def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.
         if y is None:
             raise DataFormatError(f"{path}: this CSV has no label column, so it cannot be trained on")
         (Xtr, ytr), (Xte, yte) = train_val_split(X, y, 0.1, seed)
+    elif path.suffix.lower() == ".npz" and path.is_file():
+        from .keras_npz import read_keras_npz
+
+        (Xtr, ytr), (Xte, yte) = read_keras_npz(path)
     elif not path.exists():
         raise DataFormatError(f"{path}: no such file or directory")
     else:
-        raise DataFormatError(f"{path}: expected a directory of MNIST IDX files or a .csv file")
+        raise DataFormatError(f"{path}: not a format mnistfast reads{_sniff(path)}; accepted: {ACCEPTED}")
 
     if normalize is None:
         Xtr, Xte = Xtr.reshape(len(Xtr), -1), Xte.reshape(len(Xte), -1)

@@ -13,7 +13,8 @@ from .storage import atomic_write
 
 def load_images(path) -> np.ndarray:
     """Raw uint8 images ``(N, 784)`` from a Kaggle CSV (``test.csv``; a ``label`` column is
-    ignored), an IDX image file, or a directory of MNIST files (its test images)."""
+    ignored), an IDX image file, a directory of MNIST files or a Keras ``mnist.npz`` (its test
+    images)."""
     path = Path(path)
     if path.is_dir():
         for name in (MNIST_FILES["test_images"][0] + ".gz", MNIST_FILES["test_images"][0]):
@@ -24,6 +25,10 @@ def load_images(path) -> np.ndarray:
             raise DataFormatError(f"{path}: no t10k-images-idx3-ubyte[.gz] in this directory")
     if path.suffix.lower() == ".csv":
         return load_csv(path)[0]
+    if path.suffix.lower() == ".npz" and path.is_file():
+        from .keras_npz import read_keras_npz
+
+        return read_keras_npz(path, splits=("test",))[0][0].reshape(-1, 28 * 28)
     images = read_idx(path)
     if images.ndim != 3:
         raise DataFormatError(f"{path}: expected an IDX image file (3-D), got {images.ndim}-D data")
