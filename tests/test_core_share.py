@@ -88,7 +88,7 @@ def test_fit_takes_its_share_between_steps_and_keeps_its_answer(mnist, tmp_path,
     for var in ("MNISTFAST_NUM_THREADS", "OMP_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MNISTFAST_SHARE_DIR", str(tmp_path))
-    monkeypatch.setattr("mnistfast.backends.cpp_backend.default_threads", lambda: 2)
+    monkeypatch.setattr("mnistfast.cpus.usable_cpus", lambda: 2)
 
     class Threads(mf.callbacks.Callback):
         def __init__(self):

@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="go on with an interrupted run (its checkpoint beside RUN_DIR) with its own settings")
     t.set_defaults(func=cmd_train)
+    parser.train_parser = t  # main() reads a --config file's flags through it
 
     pl = sub.add_parser("plot", help="draw a run's learning curves, confusion matrix, misclassified digits and "
                                      "first-layer weights as PNGs", formatter_class=_Help)
@@ -282,17 +283,20 @@ def _eval_data(args, trained_on) -> tuple:
     def name(path):
         return path or "the bundled MNIST"
 
-    seed = args.seed
     if trained_on is None:
         print(f"evaluating on {name(args.data)} (the model does not record the data it was trained on)")
-        return args.data, 0 if seed is None else seed
-    if args.data is None:
+        data, recorded_seed = args.data, 0
+    elif args.data is None:
         print(f"evaluating on the test split of the data the model was trained on: {name(trained_on['data'])}")
-        return trained_on["data"], trained_on["seed"] if seed is None else seed
-    given = str(Path(args.data).resolve())
-    if given != trained_on["data"]:
-        print(f"note: evaluating on {given}, not on the data the model was trained on ({name(trained_on['data'])})")
-    return args.data, (trained_on["seed"] if given == trained_on["data"] else 0) if seed is None else seed
+        data, recorded_seed = trained_on["data"], trained_on["seed"]
+    else:
+        data, given = args.data, str(Path(args.data).resolve())
+        same = given == trained_on["data"]
+        if not same:
+            print(f"note: evaluating on {given}, not on the data the model was trained on "
+                  f"({name(trained_on['data'])})")
+        recorded_seed = trained_on["seed"] if same else 0
+    return data, recorded_seed if args.seed is None else args.seed
 
 
 def cmd_export(args) -> int:
@@ -601,9 +605,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if getattr(args, "config", None):  # the file's flags first: those given here override them
-        train = parser._subparsers._group_actions[0].choices["train"]
         at = argv.index("train") + 1
-        args = parser.parse_args([*argv[:at], *_config_flags(args.config, train), *argv[at:]])
+        args = parser.parse_args([*argv[:at], *_config_flags(args.config, parser.train_parser), *argv[at:]])
     guard = sys.stdout = _PipeGuard(sys.stdout)
     try:
         code = args.func(args)

@@ -35,7 +35,7 @@ def share_dir() -> Path:
     chosen = os.environ.get(DIR_ENV, "").strip()
     if chosen:
         return Path(chosen)
-    return Path(tempfile.gettempdir()) / f"mnistfast-cores-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    return Path(tempfile.gettempdir()) / f"mnistfast-cores-{os.getuid()}"
 
 
 def share(cpus: int, ranked: int, members: int) -> int:

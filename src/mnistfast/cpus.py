@@ -128,13 +128,9 @@ def check_threads(n, source: str = "threads") -> int:
     return n
 
 
-def threads_chosen() -> bool:
-    """Whether the environment names a thread count (``MNISTFAST_NUM_THREADS`` or ``OMP_NUM_THREADS``)."""
-    return bool(os.environ.get(THREADS_ENV, "").strip() or os.environ.get("OMP_NUM_THREADS", "").strip())
-
-
-def default_threads() -> int:
-    """``MNISTFAST_NUM_THREADS`` when set, else ``OMP_NUM_THREADS`` when set, else the usable CPUs."""
+def chosen_threads() -> int | None:
+    """The thread count the environment names: ``MNISTFAST_NUM_THREADS`` (checked: a bad value is
+    a ValueError naming it), else ``OMP_NUM_THREADS`` when it starts with a positive integer, else None."""
     value = os.environ.get(THREADS_ENV, "").strip()
     if value:
         try:
@@ -145,4 +141,10 @@ def default_threads() -> int:
     omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if omp.isdigit() and int(omp) >= 1:
         return min(int(omp), max_threads())
-    return usable_cpus()
+    return None
+
+
+def default_threads() -> int:
+    """The thread count the environment names (:func:`chosen_threads`), else the usable CPUs."""
+    chosen = chosen_threads()
+    return usable_cpus() if chosen is None else chosen

@@ -315,8 +315,8 @@ class Sequential:
 
         ``optimizer``: an ``mf.optim`` object (it keeps its state across ``fit`` calls), or a
         name as in Keras (``"sgd"``, ``"adam"``, ``"adamw"``: a new one at ``lr``, by default 0.1
-        for SGD and 1e-3 for the others); without one, plain SGD at ``lr`` (default 0.1). ``lr_schedule``: a name (``"constant"``,
-        ``"cosine"``, ``"step"``, ``"exponential"``, ``"onecycle"``), an ``mf.schedules`` object
+        for SGD and 1e-3 for the others); without one, plain SGD at ``lr`` (default 0.1).
+        ``lr_schedule``: a name (``"constant"``, ``"cosine"``, ``"step"``, ``"exponential"``, ``"onecycle"``), an ``mf.schedules`` object
         or ``f(epoch_index, lr) -> lr``; it runs from the optimizer's ``initial_lr``.
         ``validation_split``: the last fraction of ``X``/``y`` (before shuffling, as in Keras) is
         held out and evaluated after each epoch instead of ``validation_data``. ``shuffle=False``

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cpus
 from ..core_share import CoreShare, NoShare
-from ..cpus import check_threads, default_threads, openmp_settings, threads_chosen
+from ..cpus import check_threads, openmp_settings
 from .base import Backend
 from .contract import KERNELS
 
@@ -38,10 +39,12 @@ class CppBackend(Backend):
             )
         if np.dtype(dtype) != np.float32:
             raise ValueError(f"cpp backend: only float32 is supported, got {np.dtype(dtype)}")
-        # Only a count nobody chose is divided with other trainings (core_share.py).
-        self._shared = threads is None and not threads_chosen()
         if threads is None:
-            threads = default_threads()
+            threads = cpus.chosen_threads()
+        # Only a count nobody chose is divided with other trainings (core_share.py).
+        self._shared = threads is None
+        if threads is None:
+            threads = cpus.usable_cpus()
         threads = check_threads(int(threads) if isinstance(threads, np.integer) else threads, "cpp backend: threads")
         self._k = _core.Kernels(threads, gemm_kernel, conv_algorithm)
         # Every kernel of the table that this class does not wrap is the extension's own method,

@@ -100,13 +100,8 @@ def _member(g, model, x: str) -> str:
                 w = w * (scale.reshape(-1, 1, 1, 1) if isinstance(layer, Conv2D) else scale.reshape(1, -1))
                 b = b * scale + shift
             if isinstance(layer, Conv2D):
-                (kh, kw), (sh, sw) = layer.kernel, layer.stride
-                h, wd = layer.input_shape[0], layer.input_shape[1]
-                oh, ow = layer.output_shape[0], layer.output_shape[1]
-                total_h, total_w = max(0, (oh - 1) * sh + kh - h), max(0, (ow - 1) * sw + kw - wd)
-                top, left = layer.pad
-                x = g.op("Conv", [x, g.const(p + "W", w), g.const(p + "b", b)], "conv", kernel_shape=[kh, kw],
-                         strides=[sh, sw], pads=[top, left, total_h - top, total_w - left])
+                x = g.op("Conv", [x, g.const(p + "W", w), g.const(p + "b", b)], "conv",
+                         kernel_shape=list(layer.kernel), strides=list(layer.stride), pads=list(layer.pads))
             else:
                 x = g.op("Gemm", [x, g.const(p + "W", w), g.const(p + "b", b)], "dense")
             if layer.activation is not None:

@@ -40,30 +40,25 @@ def _member(torch, model):
     nn = torch.nn
     arrays = dict(zip(model.param_names(), model.get_params()))
 
-    def tensor(name):
-        return nn.Parameter(torch.from_numpy(np.ascontiguousarray(arrays[name], dtype=np.float32)),
-                            requires_grad=False)
+    def tensor(name, transpose=False):
+        value = arrays[name].T if transpose else arrays[name]
+        return nn.Parameter(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)), requires_grad=False)
 
     mods = [nn.Unflatten(1, tuple(model.input_shape))] if len(model.input_shape) == 3 else []
     for i, layer in enumerate(model.layers):
         p = f"layer{i}."
         if isinstance(layer, Conv2D):
-            (kh, kw), (sh, sw) = layer.kernel, layer.stride
-            h, w, c = layer.input_shape
-            oh, ow = layer.output_shape[:2]
-            top, left = layer.pad
-            total_h, total_w = max(0, (oh - 1) * sh + kh - h), max(0, (ow - 1) * sw + kw - w)
-            if total_h or total_w:
-                mods.append(nn.ZeroPad2d((left, total_w - left, top, total_h - top)))
-            conv = nn.Conv2d(c, layer.filters, (kh, kw), (sh, sw), bias=layer.use_bias)
+            top, left, bottom, right = layer.pads
+            if any(layer.pads):
+                mods.append(nn.ZeroPad2d((left, right, top, bottom)))
+            conv = nn.Conv2d(layer.channels, layer.filters, layer.kernel, layer.stride, bias=layer.use_bias)
             conv.weight = tensor(p + "W")
             if layer.use_bias:
                 conv.bias = tensor(p + "b")
             mods.append(conv)
         elif isinstance(layer, Dense):
             dense = nn.Linear(layer.fan_in, layer.units)
-            dense.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(arrays[p + "W"].T, dtype=np.float32)),
-                                        requires_grad=False)
+            dense.weight = tensor(p + "W", transpose=True)  # nn.Linear holds (out, in)
             dense.bias = tensor(p + "b")
             mods.append(dense)
         elif isinstance(layer, BatchNorm):

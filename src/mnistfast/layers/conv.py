@@ -52,11 +52,15 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         if self.padding == "valid":
             oh, ow, self.pad = (h - kh) // sh + 1, (w - kw) // sw + 1, (0, 0)
+            self.pads = (0, 0, 0, 0)
             if h < kh or w < kw:
                 raise ValueError(f"Conv2D: a {kh}x{kw} kernel does not fit a {h}x{w} input with padding='valid'")
         else:
             oh, ow = -(-h // sh), -(-w // sw)
-            self.pad = (max(0, (oh - 1) * sh + kh - h) // 2, max(0, (ow - 1) * sw + kw - w) // 2)
+            total_h, total_w = max(0, (oh - 1) * sh + kh - h), max(0, (ow - 1) * sw + kw - w)
+            self.pad = (total_h // 2, total_w // 2)  # the kernels' (top, left); the rest falls at the far side
+            # (top, left, bottom, right), as ONNX and PyTorch's ZeroPad2d need it spelled out
+            self.pads = (total_h // 2, total_w // 2, total_h - total_h // 2, total_w - total_w // 2)
         self.patch = kh * kw * self.channels
         return (oh, ow, self.filters)
 
