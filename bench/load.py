@@ -31,7 +31,7 @@ SCENARIOS = {"alone": 1, "two at once": 2, "four at once": 4, "beside a busy loo
 RUNNER = """
 import sys
 from mnistfast.bench.cpu import mnistfast_fast_cnn_run, steady_allocator, torch_fast_cnn_run
-from mnistfast.data import load_mnist
+from mnistfast.dataset import load_mnist
 steady_allocator()
 (X, y), (Xt, yt) = load_mnist()
 run = torch_fast_cnn_run if sys.argv[1] == "pytorch" else mnistfast_fast_cnn_run

@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing (atheris, libFuzzer underneath) of the file readers.
 
     pip install ".[fuzz]"
-    python fuzz/fuzz_readers.py idx -runs=100000       # also: idx_gz, csv, model
+    python fuzz/fuzz_readers.py idx -runs=100000       # also: idx_gz, csv, model, image
 
 Each target writes the fuzzer's bytes to a file and calls the reader through the contract in
 tests/fuzz_targets.py: well-formed data back, or the reader's documented error. Anything else
@@ -28,6 +28,7 @@ TARGETS = {
     "idx_gz": lambda data, d: fuzz_targets.idx_target(data, d, gz=True),
     "csv": fuzz_targets.csv_target,
     "model": fuzz_targets.model_target,
+    "image": fuzz_targets.image_target,
 }
 
 

@@ -34,8 +34,22 @@ def csv_target(data: bytes, workdir) -> None:
         X, y = load_csv(path)
     except DataFormatError:
         return
-    assert X.dtype == np.uint8 and X.ndim == 2 and X.shape[1] == 784 and len(X) > 0
-    assert y is None or (y.dtype == np.int64 and y.shape == (len(X),) and y.min() >= 0 and y.max() <= 9)
+    side = int(round(X.shape[1] ** 0.5))
+    assert X.dtype == np.uint8 and X.ndim == 2 and side * side == X.shape[1] > 0 and len(X) > 0
+    assert y is None or (y.dtype == np.int64 and y.shape == (len(X),) and y.min() >= 0)
+
+
+def image_target(data: bytes, workdir) -> None:
+    """A PNG or JPEG file (Pillow decodes it): an image (C, H, W) or DataFormatError."""
+    from mnistfast.image_files import read_image
+
+    path = _write(workdir, "image.png", data)
+    for channels in (1, 3):
+        try:
+            image = read_image(path, channels)
+        except DataFormatError:
+            return
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[0] == channels and image.size > 0
 
 
 def model_target(data: bytes, workdir) -> None:
@@ -78,4 +92,20 @@ def seed_inputs():
         with open(model_path, "rb") as f:
             model = f.read()
     return {"idx": [images, labels], "idx_gz": [gzip.compress(images), gzip.compress(labels)],
-            "csv": [(header + "\n" + rows + "\n").encode()], "model": [model]}
+            "csv": [(header + "\n" + rows + "\n").encode()], "model": [model], "image": _images(rng)}
+
+
+def _images(rng) -> list:
+    """A small gray PNG, an RGB PNG and a JPEG, or none without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return []
+    import io
+
+    out = []
+    for mode, shape, fmt in (("L", (8, 6), "PNG"), ("RGB", (5, 7, 3), "PNG"), ("RGB", (8, 8, 3), "JPEG")):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(buf, fmt)
+        out.append(buf.getvalue())
+    return out

@@ -189,7 +189,7 @@ def test_time_to_accuracy_runs_the_recipe_in_one_fit(monkeypatch):
     recipe = mf.presets.RECIPES["cnn-fast"]
     monkeypatch.setitem(mf.presets.RECIPES, "cnn-fast", dataclasses.replace(recipe, epochs=3, batch_size=8))
     monkeypatch.setitem(mf.presets.CNN_ARCHITECTURES, "fast",
-                        lambda: [mf.Conv2D(2, 5), mf.MaxPool2D(4), mf.Flatten(), mf.Dense(10)])
+                        lambda n_classes=10: [mf.Conv2D(2, 5), mf.MaxPool2D(4), mf.Flatten(), mf.Dense(n_classes)])
     rng = np.random.default_rng(0)
     X, y = rng.random((8, 784), dtype=np.float32), rng.integers(0, 10, 8)
     spent, acc = bench_cuda.time_to_accuracy(mf.get_backend("cuda"), X, y, X, y, target=0.0)

@@ -7,7 +7,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from fuzz_targets import csv_target, idx_target, model_target, seed_inputs
+from fuzz_targets import csv_target, idx_target, image_target, model_target, seed_inputs
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +82,13 @@ def test_csv_reader(workdir, data):
 @given(data=st.binary(max_size=2000) | st.sampled_from(SEEDS["model"]).flatmap(mutated))
 def test_model_reader(workdir, data):
     model_target(data, workdir)
+
+
+@pytest.mark.skipif(not SEEDS["image"], reason="the image reader needs Pillow (the images extra)")
+@FUZZ
+@given(data=st.binary(max_size=500) | st.sampled_from(SEEDS["image"] or [b""]).flatmap(mutated))
+def test_image_reader(workdir, data):
+    image_target(data, workdir)
 
 
 # -- model configs with extreme numbers (issue 22): the file is well formed, its JSON hostile ------

@@ -48,8 +48,8 @@ def _npz(path, **arrays):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "no 'y_test' array; a Keras mnist.npz holds x_train, y_train, x_test, y_test"),
     ("float", "'x_train' is float32, expected uint8 pixels"),
-    ("shape", "x_train: images are 10x10, expected 28x28"),
-    ("labels", "label 12 at index 1 is out of range 0..9"),
+    ("shape", "the test images are 28x28, the training images 10x10: give --resize"),
+    ("labels", "y_test: label 12 at index 1 is out of range: not one of the classes the training labels span (1..4)"),
     ("count", "has 4 images but"),
     ("pickle", "its 'y_train' array cannot be read"),
     ("not_zip", "not a readable .npz archive"),
@@ -64,7 +64,7 @@ def test_a_bad_npz_is_one_line(tmp_path, kind, message):
     elif kind == "shape":
         arrays["x_train"] = np.zeros((4, 10, 10), np.uint8)
     elif kind == "labels":
-        arrays["y_train"] = np.array([1, 12, 3, 4], np.uint8)
+        arrays["y_test"] = np.array([1, 12, 3, 4], np.uint8)
     elif kind == "count":
         arrays["y_train"] = y[:3]
     elif kind == "pickle":
@@ -98,5 +98,5 @@ def test_files_of_other_kinds_are_named_with_the_formats_accepted(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"it is {what}" in err and "a Keras mnist.npz" in err
     assert not (tmp_path / "s.csv").exists()
-    with pytest.raises(DataFormatError, match=f"{what}.*accepted: a directory of MNIST IDX files"):
+    with pytest.raises(DataFormatError, match=f"{what}.*accepted: a directory of IDX files"):
         mf.load_mnist(path)

@@ -13,6 +13,10 @@ from pathlib import Path
 from . import __version__
 from .outputs import RUN_MARKER, RunDirectory, check_output_dir, check_output_file
 
+DATA_HELP = ("a directory of IDX files (MNIST's names, EMNIST's or others ending the same), a Kaggle train.csv, a "
+             "Keras mnist.npz, or a folder of PNG/JPEG images with one subfolder per class (default: the bundled "
+             "MNIST)")
+
 # Training defaults come from each preset's recipe (mnistfast.presets.RECIPES); a flag left at
 # None keeps the recipe's value.
 MODELS = ("mlp", "cnn", "cnn-improved", "cnn-deep", "cnn-fast")
@@ -84,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train N members with seeds seed..seed+N-1 and save their average (mf.Ensemble)")
     t.add_argument("--seed", type=int, default=0,
                    help="initialises the weights, the shuffling and augmentation, and a CSV's held-out split")
-    t.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                   help="directory of MNIST IDX files, a Kaggle train.csv or a Keras mnist.npz (default: the bundled "
-                        "MNIST)")
+    t.add_argument("--data", default=None, metavar="PATH", help=DATA_HELP)
+    t.add_argument("--resize", default=None, metavar="HxW",
+                   help="bring every image to this size, bilinear (28 or 32x24, height x width); without it, "
+                        "images of mixed sizes are refused")
+    t.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="1: grayscale, 3: RGB (default: image files become grayscale, arrays keep theirs)")
     t.add_argument("--normalize", choices=["scale", "standardize", "none"], default="scale",
                    help="how the model turns raw pixels into inputs (it records this): scale to [0, 1], "
                         "standardize per pixel with the training set's statistics, or none (0..255)")
@@ -111,16 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw a run's learning curves, confusion matrix, misclassified digits and "
                                      "first-layer weights as PNGs", formatter_class=_Help)
     pl.add_argument("run_dir", help="a directory written by mnistfast train")
-    pl.add_argument("--data", default=None, help="test data (default: the data the run was trained on)")
+    pl.add_argument("--data", default=None, metavar="PATH",
+                    help="labelled test images, as eval takes them (default: the data the run was trained on)")
     pl.add_argument("--out", default=None, metavar="DIR", help="where the PNGs go (default: the run directory)")
     pl.set_defaults(func=cmd_plot)
 
     e = sub.add_parser("eval", help="evaluate a saved model: loss, accuracy, per-class precision/recall/F1, "
                                     "confusion matrix", formatter_class=_Help)
     e.add_argument("model", help="a model file written by train (model.npz)")
-    e.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                   help="MNIST IDX directory or a labelled Kaggle CSV; its test split is used (default: the data "
-                        "the model was trained on, as it records)")
+    e.add_argument("--data", default=None, metavar="PATH",
+                   help="labelled images in any form train reads: the test split of the data the model was trained "
+                        "on, or all of other data without a test split (a CSV, an image folder); an image inside a "
+                        "class folder is one labelled image (default: the data the model was trained on, as it "
+                        "records)")
+    e.add_argument("--resize", action="store_true",
+                   help="bring images of another size to the model's (on by default for a model trained with "
+                        "--resize)")
     e.add_argument("--seed", type=int, default=None,
                    help="the seed of the CSV's held-out split, as in train (default: the one the model records)")
     e.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
@@ -130,11 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict labels (a Kaggle submission) or probabilities for images",
                        formatter_class=_Help)
     p.add_argument("model", help="a model file written by train (model.npz)")
-    p.add_argument("--data", required=True, metavar="CSV_OR_IDX",
-                   help="Kaggle test.csv, an IDX image file, a directory of MNIST files or a Keras mnist.npz "
-                        "(their test images)")
-    p.add_argument("--out", default="submission.csv", metavar="CSV", help="the CSV written (ImageId,Label)")
-    p.add_argument("--proba", action="store_true", help="write class probabilities (ImageId,p0..p9) instead of labels")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="Kaggle test.csv, an IDX image file, a directory of IDX files or a Keras mnist.npz (their "
+                        "test images), a PNG/JPEG image, or a folder of them (subfolders included)")
+    p.add_argument("--resize", action="store_true",
+                   help="bring images of another size to the model's (without it they are refused)")
+    p.add_argument("--out", default="submission.csv", metavar="CSV",
+                   help="the CSV written: ImageId,Label (File,Label for image files), labels in the training data's "
+                        "own names")
+    p.add_argument("--proba", action="store_true",
+                   help="write each class's probability instead of the label (columns p0..p9, or the class names)")
     p.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     p.set_defaults(func=cmd_predict)
 
@@ -162,9 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--study", default="mnistfast", help="study name; workers sharing it share the search")
     se.add_argument("--epochs", type=_positive(int), default=3, help="epochs per trial")
     se.add_argument("--subset", type=_positive(int), default=None, help="train on the first N training images")
-    se.add_argument("--data", default=None, metavar="DIR_OR_CSV",
-                    help="directory of MNIST IDX files, a Kaggle train.csv or a Keras mnist.npz (default: the bundled "
-                        "MNIST)")
+    se.add_argument("--data", default=None, metavar="PATH", help=DATA_HELP)
     se.add_argument("--backend", default="cpp", choices=["cpp", "numpy", "cuda"], help="kernel backend")
     se.add_argument("--seed", type=int, default=0, help="the validation split and model initialisation")
     se.add_argument("--out", default="runs/search", metavar="DIR", help="best.json, trials.csv and the SQLite file")
@@ -254,7 +270,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import load_test_set
+    from .classes import default_classes
+    from .dataset import model_test_set
     from .metrics import classification_report, format_report
     from .serialization import load_model
     from .preprocessing import model_input
@@ -262,14 +279,15 @@ def cmd_eval(args) -> int:
 
     out = check_output_file(Path(args.out) if args.out else Path(args.model).parent / "eval.json")
     model = load_model(args.model, backend=args.backend)
-    data, seed = _eval_data(args, model.trained_on)
-    X, y = load_test_set(data, seed=seed)
+    data, seed, same = _eval_data(args, model.trained_on)
+    X, y = model_test_set(model, data, held_out=same, seed=seed, resize=args.resize)
     if model.preprocessing is None:
         print("note: the model records no preprocessing; evaluating on pixels scaled to [0, 1]")
     X = model_input(model, X)
     scores = model.evaluate(X, y)
     report = {"model": str(args.model), "data": data or "bundled MNIST", "samples": int(len(y)),
-              "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes)}
+              "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes,
+                                                               model.classes or default_classes(model.n_classes))}
     print(f"{args.model} on {len(y)} test images: loss {scores['loss']:.4f}, accuracy {report['accuracy']:.4f}\n")
     print(format_report(report))
     write_json(out, report)
@@ -278,17 +296,18 @@ def cmd_eval(args) -> int:
 
 
 def _eval_data(args, trained_on) -> tuple:
-    """The data and split seed ``eval`` scores on: ``--data``, else what the model was trained on;
-    the first line printed says which, and when they are not the same."""
+    """The data and split seed ``eval`` scores on, and whether it is the data the model was
+    trained on (then only its test split is scored): ``--data``, else what the model records; the
+    first line printed says which, and when they are not the same."""
     def name(path):
         return path or "the bundled MNIST"
 
     if trained_on is None:
         print(f"evaluating on {name(args.data)} (the model does not record the data it was trained on)")
-        data, recorded_seed = args.data, 0
+        data, recorded_seed, same = args.data, 0, True
     elif args.data is None:
         print(f"evaluating on the test split of the data the model was trained on: {name(trained_on['data'])}")
-        data, recorded_seed = trained_on["data"], trained_on["seed"]
+        data, recorded_seed, same = trained_on["data"], trained_on["seed"], True
     else:
         data, given = args.data, str(Path(args.data).resolve())
         same = given == trained_on["data"]
@@ -296,7 +315,7 @@ def _eval_data(args, trained_on) -> tuple:
             print(f"note: evaluating on {given}, not on the data the model was trained on "
                   f"({name(trained_on['data'])})")
         recorded_seed = trained_on["seed"] if same else 0
-    return data, recorded_seed if args.seed is None else args.seed
+    return data, recorded_seed if args.seed is None else args.seed, same
 
 
 def cmd_export(args) -> int:
@@ -312,17 +331,23 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .classes import default_classes
+    from .dataset import fit_to_model, model_image_shape, read_inputs
     from .serialization import load_model
     from .preprocessing import model_input
-    from .submission import load_images, write_probabilities, write_submission
+    from .submission import write_probabilities, write_submission
 
     out = check_output_file(args.out)
     model = load_model(args.model, backend=args.backend)
-    X = model_input(model, load_images(args.data))
+    image_shape = model_image_shape(model)
+    images, names = read_inputs(args.data, channels=image_shape[0],
+                                resize=image_shape[1:] if args.resize else None)
+    X = model_input(model, fit_to_model(images, image_shape, args.resize, args.data))
+    classes = model.classes or default_classes(model.n_classes)
     if args.proba:
-        write_probabilities(out, model.predict_proba(X))
+        write_probabilities(out, model.predict_proba(X), classes, names)
     else:
-        write_submission(out, model.predict(X))
+        write_submission(out, [classes[k] for k in model.predict(X)], names)
     print(f"wrote {out}: {'probabilities' if args.proba else 'labels'} for {len(X)} images")
     return 0
 
@@ -375,17 +400,15 @@ class _PipeGuard:
         return getattr(self.stream, name)
 
 
-def _build_model(args, backend, seed, n_inputs):
-    from .presets import CNN, MLP
+def _build_model(args, backend, seed, data):
+    """The preset ``--model`` names, sized for ``data``'s images and classes."""
+    from .presets import preset
 
-    if args.model == "mlp":
-        layers = args.layers or [784, 128, 64, 10]
-        if layers[0] != n_inputs:
-            raise ValueError(f"--layers starts with {layers[0]} inputs but the images have {n_inputs} pixels")
-        return MLP(layers, backend=backend, seed=seed, activation=args.activation, dropout=args.dropout,
-                   batchnorm=args.batchnorm)
-    presets = {"cnn": "basic", "cnn-improved": "improved", "cnn-deep": "deep", "cnn-fast": "fast"}
-    return CNN(presets[args.model], backend=backend, seed=seed)
+    mlp = dict(layers=args.layers, activation=args.activation, dropout=args.dropout, batchnorm=args.batchnorm)
+    model = preset(args.model, data.image_shape, data.n_classes, backend=backend, seed=seed,
+                   **(mlp if args.model == "mlp" else {}))
+    model.classes, model.image_shape = list(data.classes), tuple(data.image_shape)
+    return model
 
 
 class Interrupted(KeyboardInterrupt):
@@ -458,8 +481,10 @@ def _train(args, run_dir) -> int:
     """Train as ``args`` say and write the run into the checked, locked ``run_dir``."""
     from .backends import get_backend
     from .checkpoint import CheckpointEachEpoch, load_checkpoint, restore_callbacks
-    from .data import load_mnist
+    from .data import train_val_split
+    from .dataset import load_dataset
     from .ensemble import Ensemble
+    from .image_files import parse_size
     from .preprocessing import Preprocessing
     from .presets import RECIPES
     from .storage import write_directory, write_json
@@ -471,9 +496,13 @@ def _train(args, run_dir) -> int:
     # Raw pixels in; the model records its preprocessing (and standardize's statistics) and
     # applies it, so the saved model takes raw pixels later too. Model selection (the plateau
     # callback) sees only the validation split; the test set is evaluated once, at the end.
-    splits = load_mnist(args.data, normalize=None, validation_split=split, seed=args.seed)
-    (X, y), (Xt, yt) = splits[0], splits[-1]
-    val = splits[1] if len(splits) == 3 else None
+    resize = getattr(args, "resize", None)  # a checkpoint of an earlier version has neither
+    data = load_dataset(args.data, resize=resize, channels=getattr(args, "channels", None), seed=args.seed)
+    print(data.describe())
+    (X, y), (Xt, yt) = data.train, data.test
+    val = None
+    if split:
+        (X, y), val = train_val_split(X, y, split, args.seed)
     options = {k: v for k, v in (("clipnorm", args.clipnorm), ("clipvalue", args.clipvalue),
                                  ("momentum", args.momentum)) if v is not None}
     if args.momentum is not None and (args.optimizer or recipe.optimizer) != "sgd":
@@ -486,11 +515,13 @@ def _train(args, run_dir) -> int:
     members, records = [], []
     for k in range(args.ensemble):
         seed = args.seed + k
-        model = _build_model(args, backend, seed, X.shape[1])
+        model = _build_model(args, backend, seed, data)
         if k == 0:  # float32 parameters, and the optimizer's state beside them in the file
             run_dir.require_room(3 * 4 * model.count_params() * args.ensemble)
         model.preprocessing = Preprocessing(args.normalize)
         model.trained_on = {"data": None if args.data is None else str(Path(args.data).resolve()), "seed": args.seed}
+        if resize is not None:
+            model.trained_on["resize"] = list(parse_size(resize))
         fit_kwargs = recipe.fit_kwargs(optimizer_options=options, optimizer=args.optimizer, lr=args.lr,
                                        lr_schedule=args.lr_schedule, epochs=args.epochs, batch_size=args.batch_size,
                                        weight_decay=args.weight_decay)

@@ -1,4 +1,5 @@
-"""Loading MNIST: the bundled IDX files, any directory of IDX files, or a Kaggle CSV.
+"""The file readers: IDX files (one, or a directory of them) and Kaggle CSVs. ``load_mnist`` and
+``load_dataset`` (``mnistfast.dataset``) build data sets from them.
 
 Every reader validates what it reads and raises :class:`DataFormatError` naming the file and
 the problem; nothing is returned half-loaded.
@@ -18,12 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from . import memory
-from .data_checks import NUM_CLASSES, DataFormatError, check_pair
+from .data_checks import DataFormatError, check_pair
 
 __all__ = [
     "DataFormatError",
     "bundled_mnist_dir",
-    "load_mnist",
     "load_csv",
     "read_idx",
     "train_val_split",
@@ -31,7 +31,6 @@ __all__ = [
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-IMAGE_PIXELS = 28 * 28
 
 # Standard file stems and the md5 of their uncompressed bytes (the published MNIST files).
 MNIST_FILES = {
@@ -55,8 +54,8 @@ MAX_CSV_BYTES = 1 << 30
 
 
 # What --data and predict accept, for the messages about files that are none of them.
-ACCEPTED = ("a directory of MNIST IDX files, an IDX file, a Kaggle .csv, or a Keras mnist.npz "
-            "(x_train, y_train, x_test, y_test)")
+ACCEPTED = ("a directory of IDX files, an IDX file, a Kaggle .csv, a Keras mnist.npz (x_train, y_train, "
+            "x_test, y_test), or a folder of PNG/JPEG images with one subfolder per class")
 
 
 def _describe_start(raw: bytes) -> str:
@@ -197,24 +196,54 @@ def read_idx(path, expected_md5: str | None = None) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
-def _find_idx(directory: Path, stem: str) -> Path:
+# Other names an IDX set may carry (EMNIST's emnist-letters-train-images-idx3-ubyte.gz, ...).
+IDX_PATTERNS = {
+    "train_images": ("*train-images*-idx3-ubyte",), "train_labels": ("*train-labels*-idx1-ubyte",),
+    "test_images": ("*t10k-images*-idx3-ubyte", "*test-images*-idx3-ubyte"),
+    "test_labels": ("*t10k-labels*-idx1-ubyte", "*test-labels*-idx1-ubyte"),
+}
+
+
+def has_idx_files(directory: Path) -> bool:
+    """Whether ``directory`` holds an IDX test or training image file (MNIST's name or another)."""
+    return any(_matches(directory, key) for key in ("train_images", "test_images"))
+
+
+def _matches(directory: Path, key: str) -> list:
+    found = {p for pattern in IDX_PATTERNS[key] for suffix in ("", ".gz") for p in directory.glob(pattern + suffix)}
+    return sorted(p for p in found if p.is_file())
+
+
+def _find_idx(directory: Path, key: str) -> Path:
+    """The file of ``key`` (``train_images``, ...): MNIST's name, else the one file whose name has
+    the same ending (``emnist-letters-train-images-idx3-ubyte.gz``)."""
+    stem = MNIST_FILES[key][0]
     for name in (stem + ".gz", stem):
         if (directory / name).is_file():
             return directory / name
-    raise DataFormatError(f"{directory}: no {stem}.gz or {stem} in this directory")
+    found = _matches(directory, key)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise DataFormatError(f"{directory}: {len(found)} files could be the {key.replace('_', ' ')} "
+                              f"({', '.join(p.name for p in found[:4])}): keep one set of IDX files per directory")
+    raise DataFormatError(f"{directory}: no {stem}.gz or {stem} (or another name ending in "
+                          f"{IDX_PATTERNS[key][0][1:]}[.gz]) in this directory")
 
 
-def _read_idx_dir(directory: Path, verify: bool, splits=("train", "test")):
+def read_idx_dir(directory: Path, verify: bool = False, splits=("train", "test")) -> list:
+    """``[(images (N, H, W), labels (N,), label_path), ...]`` of ``splits`` from a directory of
+    IDX files; ``verify`` checks the published MNIST md5 sums."""
     out = {}
     for key, (stem, md5) in MNIST_FILES.items():
         if key.split("_")[0] not in splits:
             continue
-        path = _find_idx(directory, stem)
+        path = _find_idx(directory, key)
         out[key] = (read_idx(path, md5 if verify else None), path)
     for split in splits:
         (x, xp), (y, yp) = out[f"{split}_images"], out[f"{split}_labels"]
         check_pair(x, y, xp, yp)
-    return tuple((out[f"{split}_images"][0], out[f"{split}_labels"][0]) for split in splits)
+    return [(out[f"{split}_images"][0], out[f"{split}_labels"][0], out[f"{split}_labels"][1]) for split in splits]
 
 
 def _raise_csv_cell_error(path: Path, body: str, ncols: int) -> None:
@@ -233,10 +262,11 @@ def _raise_csv_cell_error(path: Path, body: str, ncols: int) -> None:
 
 
 def load_csv(path):
-    """Read a Kaggle digit-recognizer CSV: ``label,pixel0..pixel783`` (``test.csv``: no label).
+    """Read a Kaggle digit-recognizer CSV: ``label,pixel0..pixel783`` (``test.csv``: no label),
+    or the same layout for any square image (``pixel0..pixel1023``: 32x32).
 
-    Returns ``(X, y)`` with ``X`` uint8 ``(N, 784)`` and ``y`` int64, or ``y = None`` when the
-    file has no label column.
+    Returns ``(X, y)`` with ``X`` uint8 ``(N, pixels)`` and ``y`` int64 (the labels as written),
+    or ``y = None`` when the file has no label column.
     """
     path = Path(path)
     with _open_binary(path) as f:
@@ -253,16 +283,14 @@ def load_csv(path):
     header, _, body = text.partition("\n")
     header = header.strip()
     columns = [c.strip() for c in header.split(",")]
-    pixels = [f"pixel{i}" for i in range(IMAGE_PIXELS)]
-    if columns == ["label"] + pixels:
-        has_label = True
-    elif columns == pixels:
-        has_label = False
-    else:
+    has_label = columns[:1] == ["label"]
+    pixels = [f"pixel{i}" for i in range(len(columns) - has_label)]
+    side = math.isqrt(len(pixels))
+    if columns[has_label:] != pixels or side * side != len(pixels) or not pixels:
         shown = ",".join(columns[:3]) + (",..." if len(columns) > 3 else "")
         raise DataFormatError(
             f"{path}: wrong CSV header '{shown}' ({len(columns)} columns); expected "
-            "'label,pixel0,...,pixel783' or 'pixel0,...,pixel783'"
+            "'label,pixel0,...,pixel783' or 'pixel0,...,pixel783' (any square number of pixels: 1024 for 32x32)"
         )
     ncols = len(columns)
     if not body.strip():
@@ -282,9 +310,9 @@ def load_csv(path):
     y = None
     if has_label:
         y = data[:, 0].copy()
-        if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
-            r = int(np.argmax((y < 0) | (y >= NUM_CLASSES)))
-            raise DataFormatError(f"{path}: line {r + 2}: label {y[r]} is out of range 0..9")
+        if y.size and y.min() < 0:
+            r = int(np.argmax(y < 0))
+            raise DataFormatError(f"{path}: line {r + 2}: label {y[r]} is negative; labels are class numbers 0, 1, ...")
     return X.astype(np.uint8), y
 
 
@@ -318,71 +346,3 @@ def _normalize(X_train, X_test, normalize: str):
     elif normalize != "none":
         raise ValueError(f"normalize must be 'scale', 'standardize' or 'none', got {normalize!r}")
     return np.ascontiguousarray(X_train, dtype=np.float32), np.ascontiguousarray(X_test, dtype=np.float32)
-
-
-def load_test_set(path=None, seed: int = 0, verify: bool | None = None):
-    """The test split alone, as raw uint8 ``(N, 784)`` pixels and int64 labels: of a directory of
-    MNIST IDX files only the two test files are read (the training files need not be there); of a
-    labelled Kaggle CSV, the seeded 10 % that ``load_mnist`` holds out."""
-    if path is None:
-        path = bundled_mnist_dir()
-        verify = True if verify is None else verify
-    path = Path(os.fspath(path))
-    if path.is_dir():
-        ((X, y),) = _read_idx_dir(path, bool(verify), splits=("test",))
-        return X.reshape(len(X), -1), y.astype(np.int64)
-    if path.suffix.lower() == ".npz" and path.is_file():
-        from .keras_npz import read_keras_npz
-
-        ((X, y),) = read_keras_npz(path, splits=("test",))
-        return X.reshape(len(X), -1), y
-    return load_mnist(path, normalize=None, seed=seed, verify=verify)[1]
-
-
-def load_mnist(path=None, normalize: str = "scale", validation_split: float = 0.0, seed: int = 0,
-               verify: bool | None = None):
-    """Load MNIST as float32 ``(N, 784)`` images and int64 labels.
-
-    ``path``: ``None`` for the copy shipped with the package (works offline), a directory of the
-    four standard IDX files (``.gz`` or raw), a Kaggle ``train.csv`` (which has no test split:
-    10 % of it, seeded, becomes the test set), or a Keras ``mnist.npz`` (``x_train``,
-    ``y_train``, ``x_test``, ``y_test``).
-
-    ``normalize``: ``"scale"`` (``/255`` into [0, 1]), ``"standardize"`` (per-pixel mean/std of the
-    training set), ``"none"`` (raw 0..255 as float32) or ``None``: the raw uint8 pixels, for a model
-    to preprocess itself (see ``mf.Preprocessing``).
-
-    ``validation_split``: if > 0, that fraction of the training set (seeded by ``seed``) is held out
-    and the result is ``(train, val, test)`` instead of ``(train, test)``.
-
-    ``verify``: check md5 sums against the published files; on by default for the bundled copy.
-    """
-    if path is None:
-        path = bundled_mnist_dir()
-        verify = True if verify is None else verify
-    path = Path(os.fspath(path))
-    if path.is_dir():
-        (Xtr, ytr), (Xte, yte) = _read_idx_dir(path, bool(verify))
-    elif path.suffix.lower() == ".csv":
-        X, y = load_csv(path)
-        if y is None:
-            raise DataFormatError(f"{path}: this CSV has no label column, so it cannot be trained on")
-        (Xtr, ytr), (Xte, yte) = train_val_split(X, y, 0.1, seed)
-    elif path.suffix.lower() == ".npz" and path.is_file():
-        from .keras_npz import read_keras_npz
-
-        (Xtr, ytr), (Xte, yte) = read_keras_npz(path)
-    elif not path.exists():
-        raise DataFormatError(f"{path}: no such file or directory")
-    else:
-        raise DataFormatError(f"{path}: not a format mnistfast reads{_sniff(path)}; accepted: {ACCEPTED}")
-
-    if normalize is None:
-        Xtr, Xte = Xtr.reshape(len(Xtr), -1), Xte.reshape(len(Xte), -1)
-    else:
-        Xtr, Xte = _normalize(Xtr, Xte, normalize)
-    ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
-    if validation_split:
-        (Xtr, ytr), (Xval, yval) = train_val_split(Xtr, ytr, validation_split, seed)
-        return (Xtr, ytr), (Xval, yval), (Xte, yte)
-    return (Xtr, ytr), (Xte, yte)

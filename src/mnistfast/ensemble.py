@@ -22,6 +22,8 @@ class Ensemble:
             if m.n_classes != first.n_classes or int(np.prod(m.input_shape)) != int(np.prod(first.input_shape)):
                 raise ValueError(f"Ensemble: member {i} takes {m.input_shape} -> {m.n_classes} classes, member 0 "
                                  f"{first.input_shape} -> {first.n_classes}")
+            if getattr(m, "classes", None) != getattr(first, "classes", None):
+                raise ValueError(f"Ensemble: member {i} names its classes differently from member 0")
             if not _same_preprocessing(m.preprocessing, first.preprocessing):
                 raise ValueError(f"Ensemble: member {i} preprocesses its input differently from member 0 "
                                  f"({_describe(m.preprocessing)} against {_describe(first.preprocessing)}); "
@@ -32,6 +34,16 @@ class Ensemble:
     def preprocessing(self):
         """The first member's (each member applies its own to raw pixels)."""
         return self.models[0].preprocessing
+
+    @property
+    def classes(self):
+        """The first member's class names (see ``Sequential.classes``)."""
+        return self.models[0].classes
+
+    @property
+    def image_shape(self):
+        """The first member's image shape (see ``Sequential.image_shape``)."""
+        return self.models[0].image_shape
 
     @property
     def trained_on(self):

@@ -19,8 +19,8 @@ LOAD_COPIES = 3
 
 
 def read_keras_npz(path, splits=("train", "test")) -> list:
-    """``[(images, labels), ...]`` for ``splits``: uint8 ``(N, 28, 28)`` and integer labels as
-    stored; DataFormatError naming the file and the problem."""
+    """``[(images, labels), ...]`` for ``splits``: uint8 ``(N, C, H, W)`` and the integer labels
+    as stored; DataFormatError naming the file and the problem."""
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -38,20 +38,31 @@ def read_keras_npz(path, splits=("train", "test")) -> list:
                 memory.check(LOAD_COPIES * members[key].file_size, f"{path}: its {key!r} array")
                 arrays.append(_member(archive, members[key], path, key))
             images, labels = arrays
+            x_name, y_name = (f"{path} {key}" for key in SPLITS[split])
             if images.dtype != np.uint8:
                 raise DataFormatError(f"{path}: {SPLITS[split][0]!r} is {images.dtype}, expected uint8 pixels")
-            if images.ndim == 2 and images.shape[1] == 28 * 28:
-                images = images.reshape(-1, 28, 28)
-            if images.ndim != 3:
-                raise DataFormatError(f"{path}: {SPLITS[split][0]!r} has shape {images.shape}, expected (N, 28, 28)")
+            images = _nchw(images, path, SPLITS[split][0])
             if labels.dtype.kind not in "iu" or labels.ndim != 1:
                 raise DataFormatError(f"{path}: {SPLITS[split][1]!r} is {labels.dtype} {labels.shape}, expected "
                                       "integer labels (N,)")
             if labels.size and labels.min() < 0:
                 raise DataFormatError(f"{path}: {SPLITS[split][1]!r} holds a negative label, {labels.min()}")
-            check_pair(images, labels, f"{path} {SPLITS[split][0]}", f"{path} {SPLITS[split][1]}")
+            check_pair(images[:, 0], labels, x_name, y_name)
             out.append((images, labels.astype(np.int64)))
     return out
+
+
+def _nchw(images: np.ndarray, path, key) -> np.ndarray:
+    """``(N, H, W)``, ``(N, H, W, C)`` (Keras's channels-last) or square ``(N, H*W)`` images as
+    ``(N, C, H, W)``."""
+    side = int(round(images.shape[1] ** 0.5)) if images.ndim == 2 else 0
+    if images.ndim == 2 and side * side == images.shape[1]:
+        return images.reshape(-1, 1, side, side)
+    if images.ndim == 3:
+        return images[:, None]
+    if images.ndim == 4 and images.shape[3] in (1, 3):
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    raise DataFormatError(f"{path}: {key!r} has shape {images.shape}, expected (N, H, W) or (N, H, W, 1 or 3)")
 
 
 def _member(archive, info, path, key) -> np.ndarray:

@@ -16,10 +16,11 @@ def confusion_matrix(y_true, y_pred, n_classes: int = 10) -> np.ndarray:
     return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def classification_report(y_true, y_pred, n_classes: int = 10) -> dict:
+def classification_report(y_true, y_pred, n_classes: int = 10, classes=None) -> dict:
     """Accuracy, and per class: precision (of the predictions of that class, the fraction right),
     recall (of that class's samples, the fraction found), F1 and support. A class never predicted
-    has precision 0, as in scikit-learn's ``zero_division=0``."""
+    has precision 0, as in scikit-learn's ``zero_division=0``. ``classes``: the classes' names
+    (default: their indices), reported beside each index."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diag(cm).astype(np.float64)
     predicted, support = cm.sum(axis=0), cm.sum(axis=1)
@@ -27,7 +28,8 @@ def classification_report(y_true, y_pred, n_classes: int = 10) -> dict:
     recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
-    per_class = [{"class": k, "precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
+    names = list(classes) if classes is not None else [str(k) for k in range(n_classes)]
+    per_class = [{"class": k, "name": names[k], "precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
                   "support": int(support[k])} for k in range(n_classes)]
     return {"accuracy": float(tp.sum() / max(1, cm.sum())), "macro_f1": float(f1.mean()), "per_class": per_class,
             "confusion_matrix": cm.tolist()}
@@ -35,13 +37,14 @@ def classification_report(y_true, y_pred, n_classes: int = 10) -> dict:
 
 def format_report(report: dict) -> str:
     """The report as text: a per-class table, then the confusion matrix."""
-    lines = [f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
+    label = max([5, *(len(str(row.get("name", row["class"]))) for row in report["per_class"])])
+    lines = [f"{'class':>{label}} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for row in report["per_class"]:
-        lines.append(f"{row['class']:>5} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}")
+        lines.append(f"{str(row.get('name', row['class'])):>{label}} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}")
     lines.append(f"accuracy {report['accuracy']:.4f}   macro F1 {report['macro_f1']:.4f}")
     cm = np.asarray(report["confusion_matrix"])
     width = max(4, len(str(cm.max())) + 1)
-    lines.append("\nconfusion matrix (rows: true class, columns: predicted)")
+    lines.append("\nconfusion matrix (rows: true class, columns: predicted; by index, in the order above)")
     lines.append("      " + "".join(f"{k:>{width}}" for k in range(len(cm))))
     lines += [f"{t:>5} " + "".join(f"{v:>{width}}" for v in row) for t, row in enumerate(cm)]
     return "\n".join(lines)

@@ -83,6 +83,10 @@ class Sequential:
         # Where the model's training data came from ({"data": absolute path or None for the
         # bundled MNIST, "seed": the split's seed}), saved with it: eval and plot default to it.
         self.trained_on = None
+        # The user's names of the classes, index by index (None: the indices themselves), and the
+        # images' (C, H, W) when the input is flat: predict and eval read image files by them.
+        self.classes = None
+        self.image_shape = None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -524,6 +528,10 @@ class Sequential:
             config["preprocessing"] = self.preprocessing.get_config()
         if self.trained_on is not None:
             config["trained_on"] = dict(self.trained_on)
+        if self.classes is not None:
+            config["classes"] = list(self.classes)
+        if self.image_shape is not None:
+            config["image_shape"] = list(self.image_shape)
         return config
 
     def summary(self, print_fn=print) -> str:

@@ -74,8 +74,9 @@ def confusion_matrix_figure(cm):
     return fig
 
 
-def misclassified_figure(X_raw, y, pred, n: int = 36):
+def misclassified_figure(X_raw, y, pred, n: int = 36, image_shape=(1, 28, 28), classes=None):
     plt = _pyplot()
+    name = (lambda k: str(k)) if classes is None else (lambda k: classes[k])
     wrong = np.flatnonzero(pred != y)[:n]
     cols = 9
     rows = max(1, -(-len(wrong) // cols))
@@ -83,25 +84,30 @@ def misclassified_figure(X_raw, y, pred, n: int = 36):
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
-        ax.imshow(np.asarray(X_raw[i]).reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"true {y[i]} / pred {pred[i]}", fontsize=7, color="tab:red")
-    fig.suptitle(f"Misclassified test digits: {np.count_nonzero(pred != y)} of {len(y)} (first {len(wrong)} shown)")
+        image = np.asarray(X_raw[i]).reshape(image_shape)
+        if image_shape[0] == 1:
+            ax.imshow(image[0], cmap="gray_r")
+        else:
+            ax.imshow(image.transpose(1, 2, 0))
+        ax.set_title(f"true {name(y[i])} / pred {name(pred[i])}", fontsize=7, color="tab:red")
+    fig.suptitle(f"Misclassified test images: {np.count_nonzero(pred != y)} of {len(y)} (first {len(wrong)} shown)")
     fig.tight_layout()
     return fig
 
 
-def first_layer_figure(model, n: int = 32):
-    """The first layer with weights: Dense columns as 28x28 images, or conv filters (channel 0)."""
+def first_layer_figure(model, n: int = 32, image_shape=(1, 28, 28)):
+    """The first layer with weights: Dense columns as images (their first channel), or conv
+    filters (input channel 0)."""
     plt = _pyplot()
     k = next(i for i, layer in enumerate(model.layers) if layer.params)
     w = model.get_params()[sum(len(layer.param_names) + len(layer.state_names) for layer in model.layers[:k])]
     if w.ndim == 4:  # (out, in, kh, kw)
         images, what = w[:n, 0], f"{type(model.layers[k]).__name__} filters, input channel 0"
     else:
-        side = int(round(np.sqrt(w.shape[0])))
-        if side * side != w.shape[0]:
-            raise ValueError(f"the first layer's inputs ({w.shape[0]}) are not a square image")
-        images, what = w[:, :n].T.reshape(-1, side, side), "Dense weights into each of the first units"
+        if w.shape[0] != int(np.prod(image_shape)):
+            raise ValueError(f"the first layer's inputs ({w.shape[0]}) are not the {image_shape} images")
+        images = w[:, :n].T.reshape(-1, *image_shape)[:, 0]
+        what = "Dense weights into each of the first units"
     cols = 8
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.3 + 0.6), squeeze=False)
@@ -118,13 +124,15 @@ def first_layer_figure(model, n: int = 32):
 
 def run_figures(model, record: dict, X_test_raw, y_test) -> dict:
     """``{file name: writer(path)}`` for every figure of a run (see ``FIGURES``)."""
+    from .dataset import model_image_shape
     from .metrics import confusion_matrix
-
     from .preprocessing import model_input
 
     pred = model.predict(model_input(model, X_test_raw))
+    shape = model_image_shape(model)
     figs = [learning_curves(record), confusion_matrix_figure(confusion_matrix(y_test, pred, model.n_classes)),
-            misclassified_figure(X_test_raw, y_test, pred), first_layer_figure(model)]
+            misclassified_figure(X_test_raw, y_test, pred, image_shape=shape, classes=model.classes),
+            first_layer_figure(model, image_shape=shape)]
     return {name: _saver(fig) for name, fig in zip(FIGURES, figs)}
 
 
@@ -154,7 +162,7 @@ def _read_history(path: Path) -> dict:
 
 def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     """Draw the figures of a run directory written by ``mnistfast train``; returns their paths."""
-    from .data import load_mnist
+    from .dataset import model_test_set
     from .serialization import load_model
 
     run_dir = Path(run_dir)
@@ -166,7 +174,9 @@ def plot_run(run_dir, data=None, out_dir=None, backend="cpp") -> list:
     model = load_model(run_dir / "model.npz", backend=backend)
     # The model's record names its data by absolute path; older runs' history by the path as typed.
     origin = model.trained_on or {"data": config.get("data"), "seed": config.get("seed", 0)}
-    (_, _), (Xt, yt) = load_mnist(data if data is not None else origin["data"], normalize=None, seed=origin["seed"])
+    same = data is None or origin["data"] == str(Path(data).resolve())
+    Xt, yt = model_test_set(model, origin["data"] if data is None else data, held_out=same,
+                            seed=origin["seed"] if same else 0)
     out_dir = Path(out_dir) if out_dir else run_dir
     paths = []
     for name, write in run_figures(model, record, Xt, yt).items():

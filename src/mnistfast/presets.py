@@ -126,10 +126,10 @@ def _activation(name: str):
     return makers[name]()
 
 
-def basic_cnn_layers():
+def basic_cnn_layers(n_classes: int = 10):
     """The seed's basic CNN: two conv + max-pool stages, then three dense layers."""
     return [Conv2D(32, 3, activation="relu"), MaxPool2D(2), Conv2D(64, 3, activation="relu"), MaxPool2D(2),
-            Flatten(), Dense(128, activation="relu"), Dense(64, activation="relu"), Dense(10)]
+            Flatten(), Dense(128, activation="relu"), Dense(64, activation="relu"), Dense(n_classes)]
 
 
 def conv_bn_relu(filters, convs=1):
@@ -139,25 +139,25 @@ def conv_bn_relu(filters, convs=1):
             for layer in (Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), ReLU())]
 
 
-def improved_cnn_layers():
+def improved_cnn_layers(n_classes: int = 10):
     """The seed's improved CNN: Conv-BN-ReLU blocks of 32, 64 and 128 filters, max pooling between
     them, global average pooling, dropout, and the classifier."""
     return [*conv_bn_relu(32), MaxPool2D(2), *conv_bn_relu(64), MaxPool2D(2), *conv_bn_relu(128), GlobalAvgPool2D(),
-            Dropout(0.3), Dense(10)]
+            Dropout(0.3), Dense(n_classes)]
 
 
-def deep_cnn_layers():
+def deep_cnn_layers(n_classes: int = 10):
     """The improved CNN with two Conv-BN-ReLU layers in each of its first two blocks, as the seed's
     ensemble members have several per block: the improved CNN underfits its augmentation (99.1 %
     training accuracy at 30 epochs), this one does not (99.65 % at 15)."""
     return [*conv_bn_relu(32, 2), MaxPool2D(2), *conv_bn_relu(64, 2), MaxPool2D(2), *conv_bn_relu(128),
-            GlobalAvgPool2D(), Dropout(0.3), Dense(10)]
+            GlobalAvgPool2D(), Dropout(0.3), Dense(n_classes)]
 
 
-def fast_cnn_layers():
+def fast_cnn_layers(n_classes: int = 10):
     """The tiny CNN that reaches 99 % in one epoch: conv 24 5x5, pool, conv 32 3x3, pool, dense 256."""
     return [Conv2D(24, 5, activation="relu"), MaxPool2D(2), Conv2D(32, 3, activation="relu"), MaxPool2D(2),
-            Flatten(), Dense(256, activation="relu"), Dense(10)]
+            Flatten(), Dense(256, activation="relu"), Dense(n_classes)]
 
 
 CNN_ARCHITECTURES = {"basic": basic_cnn_layers, "improved": improved_cnn_layers, "deep": deep_cnn_layers,
@@ -165,11 +165,58 @@ CNN_ARCHITECTURES = {"basic": basic_cnn_layers, "improved": improved_cnn_layers,
 CNN_RECIPES = {"basic": "cnn", "improved": "cnn-improved", "deep": "cnn-deep", "fast": "cnn-fast"}
 
 
-def CNN(name: str = "basic", backend="cpp", seed: int = 0, dtype=None) -> Sequential:
-    """A CNN preset for 1 x 28 x 28 images: ``"basic"``, ``"improved"``, ``"deep"`` or ``"fast"``,
-    with its ``.recipe``. Inputs may be ``(N, 784)`` or ``(N, 1, 28, 28)``."""
+def CNN(name: str = "basic", backend="cpp", seed: int = 0, dtype=None, input_shape=(1, 28, 28),
+        n_classes: int = 10) -> Sequential:
+    """A CNN preset: ``"basic"``, ``"improved"``, ``"deep"`` or ``"fast"``, with its ``.recipe``,
+    for images of ``input_shape`` ``(C, H, W)`` (inputs may also come flat, ``(N, C*H*W)``) and
+    ``n_classes`` classes. An image size the preset's convolutions and poolings cannot take is
+    refused, naming the smallest one they can."""
     if name not in CNN_ARCHITECTURES:
         raise ValueError(f"unknown CNN preset {name!r}; choose one of {sorted(CNN_ARCHITECTURES)}")
-    model = Sequential(CNN_ARCHITECTURES[name](), input_shape=(1, 28, 28), backend=backend, seed=seed, dtype=dtype)
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"CNN {name!r}: input_shape must be (C, H, W), got {input_shape!r}")
+    smallest = smallest_side(name)
+    if min(shape[1:]) < smallest:
+        raise ValueError(f"the CNN preset {name!r} takes images of at least {smallest}x{smallest} pixels (its "
+                         f"convolutions and poolings leave nothing of smaller ones), got {shape[1]}x{shape[2]}: "
+                         "use --resize, or the mlp")
+    model = Sequential(CNN_ARCHITECTURES[name](n_classes), input_shape=shape, backend=backend, seed=seed, dtype=dtype)
     model.recipe = RECIPES[CNN_RECIPES[name]]
     return model
+
+
+def smallest_side(name: str) -> int:
+    """The smallest square image side the CNN preset ``name`` can take."""
+    from .layers.base import internal_shape
+
+    for side in range(1, 257):
+        s = internal_shape((1, side, side))
+        try:
+            for layer in CNN_ARCHITECTURES[name]():
+                s = layer.compute_output_shape(s)
+        except ValueError:
+            continue
+        if min(s) >= 1:
+            return side
+    raise AssertionError(f"no image size up to 256 fits the CNN preset {name!r}")
+
+
+def preset(model: str, image_shape, n_classes: int, backend="cpp", seed: int = 0, **mlp_options) -> Sequential:
+    """The preset ``mnistfast train --model`` names (``mlp``, ``cnn``, ``cnn-improved``, ...) for
+    images of ``image_shape`` ``(C, H, W)`` and ``n_classes`` classes: the MLP's first layer takes
+    every pixel and its last gives every class (``layers=`` must agree), the CNNs take the images
+    as they are. ``mlp_options`` go to :class:`MLP`."""
+    features = int(np.prod(image_shape))
+    if model == "mlp":
+        layers = list(mlp_options.pop("layers", None) or (features, *DEFAULT_LAYERS[1:-1], n_classes))
+        if layers[0] != features:
+            raise ValueError(f"--layers starts with {layers[0]} inputs but the images have {features} pixels "
+                             f"({'x'.join(map(str, image_shape))})")
+        if layers[-1] != n_classes:
+            raise ValueError(f"--layers ends with {layers[-1]} outputs but the data has {n_classes} classes")
+        return MLP(layers, backend=backend, seed=seed, **mlp_options)
+    names = {"cnn": "basic", "cnn-improved": "improved", "cnn-deep": "deep", "cnn-fast": "fast"}
+    if model not in names:
+        raise ValueError(f"unknown preset {model!r}; choose one of {['mlp', *names]}")
+    return CNN(names[model], backend=backend, seed=seed, input_shape=image_shape, n_classes=n_classes)

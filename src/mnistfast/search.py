@@ -48,10 +48,10 @@ SGD_MOMENTUM = 0.9
 VALIDATION_SPLIT = 0.1
 
 
-def train_settings(params: dict, epochs: int, features: int, seed: int) -> dict:
+def train_settings(params: dict, epochs: int, features: int, seed: int, n_classes: int = 10) -> dict:
     """The ``mnistfast train`` flags (without dashes) that train a trial's model as the trial did:
     on the same split (given the same ``--data``), to the same validation accuracy."""
-    settings = {"model": "mlp", "layers": ",".join(str(n) for n in _layers(params, features)),
+    settings = {"model": "mlp", "layers": ",".join(str(n) for n in _layers(params, features, n_classes)),
                 "optimizer": params["optimizer"], "lr": params["lr"], "lr_schedule": "constant",
                 "batch_size": params["batch_size"], "epochs": epochs, "normalize": "scale",
                 "validation_split": VALIDATION_SPLIT, "seed": seed}
@@ -60,11 +60,11 @@ def train_settings(params: dict, epochs: int, features: int, seed: int) -> dict:
     return settings
 
 
-def _layers(params: dict, features: int) -> list:
-    return [features, *(int(h) for h in params["hidden"].split(",")), 10]
+def _layers(params: dict, features: int, n_classes: int) -> list:
+    return [features, *(int(h) for h in params["hidden"].split(",")), n_classes]
 
 
-def make_objective(train, val, epochs: int, backend: str, seed: int):
+def make_objective(train, val, epochs: int, backend: str, seed: int, n_classes: int = 10):
     """An Optuna objective: validation accuracy of an MLP trained with the trial's settings."""
     from .optim import SGD, Adam
     from .preprocessing import Preprocessing
@@ -76,7 +76,7 @@ def make_objective(train, val, epochs: int, backend: str, seed: int):
     def objective(trial):
         p = suggest(trial)
         trial.set_user_attr("settings", p)  # all of them, those a sampler held fixed too
-        model = MLP(_layers(p, X.shape[1]), backend=backend, seed=seed)
+        model = MLP(_layers(p, X.shape[1], n_classes), backend=backend, seed=seed)
         model.preprocessing = Preprocessing("scale")
         opt = SGD(lr=p["lr"], momentum=SGD_MOMENTUM) if p["optimizer"] == "sgd" else Adam(lr=p["lr"])
         acc = 0.0
@@ -173,14 +173,16 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
                sampler_seed=None, log=print) -> dict:
     """Run ``trials`` trials in this process against the shared study, then write ``best.json``
     and ``trials.csv`` (every trial of the study so far, from every worker) into ``out``."""
-    from .data import load_mnist
+    from .data import train_val_split
+    from .dataset import load_dataset
     from .storage import atomic_write, write_json
 
     optuna = _optuna()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage_url(storage or f"sqlite:///{(out / 'study.db').resolve()}")
-    (X, y), val, _ = load_mnist(data, normalize=None, validation_split=VALIDATION_SPLIT, seed=seed)
+    dataset = load_dataset(data, seed=seed)
+    (X, y), val = train_val_split(*dataset.train, VALIDATION_SPLIT, seed)
     if subset:
         X, y = X[:subset], y[:subset]
     # Each trial's line comes from `report`; Optuna's own warnings would print a traceback for a
@@ -197,7 +199,8 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
     try:
         _check_settings(st, storage, {"epochs": epochs, "subset": subset, "seed": seed,
                                       "data": None if data is None else str(Path(data).resolve())})
-        st.optimize(make_objective((X, y), val, epochs, backend, seed), n_trials=trials, callbacks=[report])
+        st.optimize(make_objective((X, y), val, epochs, backend, seed, dataset.n_classes), n_trials=trials,
+                    callbacks=[report])
         all_trials = st.get_trials(deepcopy=False)
     except exc.SQLAlchemyError as e:  # the storage went away or turned read-only mid-search
         raise _storage_error(storage, e) from None
@@ -209,7 +212,8 @@ def run_search(trials: int, out, sampler: str = "tpe", storage: str | None = Non
               "best_validation_accuracy": best.value, "best_params": best.params, "best_trial": best.number,
               "trials": len(all_trials), "completed": len(done),
               "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in all_trials),
-              "train": train_settings(best.user_attrs.get("settings", best.params), epochs, X.shape[1], seed)}
+              "train": train_settings(best.user_attrs.get("settings", best.params), epochs, X.shape[1], seed,
+                                      dataset.n_classes)}
     write_json(out / "best.json", result)
     table = io.StringIO()
     writer = csv.writer(table)

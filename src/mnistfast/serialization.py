@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import memory
+from .classes import check_classes
 from .ensemble import Ensemble
 from .layers import LAYER_TYPES, Dense
 from .layers.base import internal_shape
@@ -100,6 +101,16 @@ def model_from_payload(config: dict, arrays: dict, path, backend="cpp") -> Seque
         raise ValueError(f"{path}: {e}") from None
     model.preprocessing = preprocessing
     model.trained_on = _load_trained_on(path, config.get("trained_on"))
+    if config.get("classes") is not None:
+        model.classes = check_classes(config["classes"], model.n_classes, path)
+    if config.get("image_shape") is not None:
+        shape = config["image_shape"]
+        if not isinstance(shape, list) or len(shape) != 3:
+            raise ValueError(f"{path}: bad image_shape record {shape!r}")
+        shape = tuple(_config_int(d, "an image_shape entry", 1) for d in shape)
+        if math.prod(shape) != math.prod(input_shape):
+            raise ValueError(f"{path}: image_shape {shape} does not hold the model's {math.prod(input_shape)} inputs")
+        model.image_shape = shape
     return model
 
 
@@ -107,10 +118,15 @@ def _load_trained_on(path, spec):
     """The recorded origin of the training data, or None (a model saved without one)."""
     if spec is None:
         return None
-    if (not isinstance(spec, dict) or set(spec) != {"data", "seed"}
-            or not (spec["data"] is None or isinstance(spec["data"], str))):
+    resize = spec.get("resize") if isinstance(spec, dict) else None
+    if (not isinstance(spec, dict) or not {"data", "seed"} <= set(spec) <= {"data", "seed", "resize"}
+            or not (spec["data"] is None or isinstance(spec["data"], str))
+            or not (resize is None or isinstance(resize, list) and len(resize) == 2)):
         raise ValueError(f"{path}: bad trained_on record {spec!r}")
-    return {"data": spec["data"], "seed": _config_int(spec["seed"], f"{path}: trained_on seed", -_CONFIG_INT_MAX)}
+    record = {"data": spec["data"], "seed": _config_int(spec["seed"], f"{path}: trained_on seed", -_CONFIG_INT_MAX)}
+    if resize is not None:
+        record["resize"] = [_config_int(d, f"{path}: trained_on resize", 1) for d in resize]
+    return record
 
 
 # The parameters live in the file's arrays, the model's flat buffer and, in training, the gradients.

@@ -308,7 +308,7 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
         quick: bool = False, log=print) -> dict:
     """Measure everything and return the report (also printed through ``log``)."""
     from ..backends import CppBackend
-    from ..data import load_mnist
+    from ..dataset import load_mnist
 
     steady_allocator()
     be = CppBackend(threads=threads)
@@ -457,7 +457,7 @@ def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -
     """Both implementations of the cnn-fast recipe over ``seeds`` seeds, interleaved: training time
     (data already in memory) and test accuracy of each run, and their medians and means."""
     from ..backends import CppBackend
-    from ..data import load_mnist
+    from ..dataset import load_mnist
 
     steady_allocator()
     threads = CppBackend(threads=threads).threads

@@ -239,7 +239,7 @@ def run(rounds: int = 5, quick: bool = False, log=print, out=None, include_torch
     """Measure every section and return the report (printed through ``log``; written to ``out``
     after each section when given)."""
     from ..backends import get_backend
-    from ..data import load_mnist
+    from ..dataset import load_mnist
     from ..optim import SGD, Adam
     from ..layers import Conv2D, Dense, Flatten, MaxPool2D
     from ..model import Sequential

@@ -7,10 +7,13 @@ fed pixels scaled to [0, 1], as ``mnistfast eval`` does), then the reshape to th
 API weights go in unchanged), then the softmax. For inference, dropout is dropped and a batch
 norm becomes one per-channel affine map, folded into the convolution or dense layer before it when
 nothing (no activation) stands between them. An ensemble's members share the input and
-preprocessing, and the graph returns the mean of their probabilities.
+preprocessing, and the graph returns the mean of their probabilities. The model's metadata
+property ``classes`` holds the class names of the probabilities' columns, as a JSON list.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -151,5 +154,8 @@ def to_onnx(models, preprocessing, features: int):
         initializer=g.initializers)
     proto = helper.make_model(graph, producer_name="mnistfast", opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
+    # The probabilities' columns in the user's names (EMNIST's 1..26, an image folder's classes).
+    names = models[0].classes or [str(k) for k in range(classes)]
+    helper.set_model_props(proto, {"classes": json.dumps(list(names))})
     onnx.checker.check_model(proto)
     return proto
