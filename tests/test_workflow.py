@@ -230,7 +230,7 @@ def test_a_killed_workers_trial_is_failed_by_the_next_start(small_mnist_dir, tmp
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     # A trial that neither diverges nor is pruned (SGD at 0.003), so that it runs until killed.
     worker = ("import sys, mnistfast.search as s\ns.HEARTBEAT_S, s.GRACE_S = 1, 2\n"
-              "s.suggest = lambda t: {'optimizer': 'sgd', 'lr': t.suggest_float('lr', 0.003, 0.003), "
+              "s.suggest = lambda t, model='mlp': {'optimizer': 'sgd', 'lr': t.suggest_float('lr', 0.003, 0.003), "
               "'batch_size': 64, 'hidden': '16'}\n"
               "from mnistfast.cli import main\nsys.exit(main(sys.argv[1:]))")
     argv = ["search", "--trials", "1", "--storage", storage, "--data", str(small_mnist_dir), "--sampler", "random",
@@ -254,7 +254,8 @@ def test_a_killed_workers_trial_is_failed_by_the_next_start(small_mnist_dir, tmp
     monkeypatch.setattr("mnistfast.search.HEARTBEAT_S", 1)
     monkeypatch.setattr("mnistfast.search.GRACE_S", 2)
     steady = {"optimizer": "sgd", "batch_size": 64, "hidden": "16"}
-    monkeypatch.setattr("mnistfast.search.suggest", lambda t: {**steady, "lr": t.suggest_float("lr", 0.003, 0.003)})
+    monkeypatch.setattr("mnistfast.search.suggest",
+                        lambda t, model="mlp": {**steady, "lr": t.suggest_float("lr", 0.003, 0.003)})
     # This worker's trial is one quick epoch, not the killed one's 1000: the study's settings check
     # would (rightly) refuse it, and is not what this test is about.
     monkeypatch.setattr("mnistfast.search._check_settings", lambda *a: None)
@@ -339,6 +340,30 @@ def test_the_best_trial_trains_again_from_best_json(small_mnist_dir, tmp_path, c
     capsys.readouterr()
     assert main(["search", "--trials", "1", "--data", str(small_mnist_dir), "--epochs", "3", "--out", str(out)]) == 2
     assert "scores its trials with other settings (epochs 2 there, 3 here)" in capsys.readouterr().err
+
+
+def test_a_cnn_search_trains_again_from_best_json(small_mnist_dir, tmp_path, capsys):
+    """``search --model cnn-fast`` tunes the CNN preset (its recipe's Adam betas kept, as train
+    keeps them), and its best trial trains again to the same validation accuracy; trials.csv is
+    Optuna's dataframe. The study then refuses a search of another model."""
+    out = tmp_path / "search"
+    assert main(["search", "--model", "cnn-fast", "--trials", "2", "--sampler", "random",
+                 "--data", str(small_mnist_dir), "--epochs", "2", "--out", str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["train"]["model"] == "cnn-fast" and "layers" not in best["train"]
+    assert set(best["best_params"]) == {"optimizer", "lr", "batch_size"}
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 2 and {"trial", "state", "validation_accuracy", "datetime_start", "lr"} <= set(rows[0])
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(out / "best.json"), "--data", str(small_mnist_dir), "--verbose", "0",
+                 "--out", str(run)]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert history["config"]["model"] == "cnn-fast" and history["config"]["lr_schedule"] == "constant"
+    assert history["epochs"][-1]["val_accuracy"] == best["best_validation_accuracy"]
+    capsys.readouterr()
+    assert main(["search", "--model", "cnn", "--trials", "1", "--data", str(small_mnist_dir), "--epochs", "2",
+                 "--out", str(out)]) == 2
+    assert "model 'cnn-fast' there, 'cnn' here" in capsys.readouterr().err
 
 
 def test_a_bad_config_file_is_one_line(tmp_path, capsys):

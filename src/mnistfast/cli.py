@@ -169,9 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     se = sub.add_parser("search", help="search hyperparameters with Optuna on the validation split",
                         formatter_class=_Help,
-                        description="Searches the MLP's optimizer, learning rate, batch size and hidden layers, "
-                                    "pruning trials by per-epoch validation accuracy. Workers that name the same "
-                                    "--storage and --study share one search.")
+                        description="Searches a preset's optimizer, learning rate and batch size (and the MLP's "
+                                    "hidden layers), pruning trials by per-epoch validation accuracy. Workers that "
+                                    "name the same --storage and --study share one search.")
+    se.add_argument("--model", choices=["mlp", "cnn", "cnn-fast"], default="mlp",
+                    help="the preset searched (the CNNs whose recipes train without augmentation)")
     se.add_argument("--trials", type=_positive(int), default=20, help="trials run by this process")
     se.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe",
                     help="how trials are chosen: Optuna's TPE, at random, or the fixed grid (mnistfast.search.GRID)")
@@ -213,7 +215,8 @@ def cmd_search(args) -> int:
     if args.jobs > 1:
         return _search_jobs(args)
     result = run_search(args.trials, args.out, sampler=args.sampler, storage=args.storage, study=args.study,
-                        epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
+                        epochs=args.epochs, subset=args.subset, data=args.data, backend=args.backend, seed=args.seed,
+                        model=args.model)
     return _print_search_result(result, Path(args.out))
 
 
@@ -237,7 +240,8 @@ def _search_jobs(args) -> int:
     storage = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     jobs = min(args.jobs, args.trials)
     shares = [args.trials // jobs + (i < args.trials % jobs) for i in range(jobs)]
-    common = ["--sampler", args.sampler, "--storage", storage, "--study", args.study, "--epochs", str(args.epochs),
+    common = ["--model", args.model, "--sampler", args.sampler, "--storage", storage, "--study", args.study,
+              "--epochs", str(args.epochs),
               "--backend", args.backend, "--seed", str(args.seed), "--out", str(out)]
     common += [x for flag, v in (("--subset", args.subset), ("--data", args.data)) if v is not None
                for x in (flag, str(v))]
@@ -245,7 +249,7 @@ def _search_jobs(args) -> int:
                for n in shares[1:]]
     try:
         run_search(shares[0], out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
-                   subset=args.subset, data=args.data, backend=args.backend, seed=args.seed)
+                   subset=args.subset, data=args.data, backend=args.backend, seed=args.seed, model=args.model)
         failed = [w.args for w in workers if w.wait() != 0]
     except BaseException:
         for w in workers:
@@ -255,7 +259,8 @@ def _search_jobs(args) -> int:
     if failed:
         raise RuntimeError(f"search: {len(failed)} of {jobs - 1} worker processes failed (their lines are above)")
     result = run_search(0, out, sampler=args.sampler, storage=storage, study=args.study, epochs=args.epochs,
-                        subset=args.subset, data=args.data, backend=args.backend, seed=args.seed, log=lambda *a: None)
+                        subset=args.subset, data=args.data, backend=args.backend, seed=args.seed, log=lambda *a: None,
+                        model=args.model)
     return _print_search_result(result, out, f", {jobs} workers")
 
 
