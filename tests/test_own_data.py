@@ -221,3 +221,4 @@ def test_load_dataset_in_the_api(letters):
     assert data.classes[0] == "1" and data.n_classes == 26 and data.image_shape == (1, 28, 28)
     (X, y), (Xt, yt) = data.train, data.test
     assert X.dtype == np.uint8 and X.shape == (1040, 784) and y.min() == 0 and y.max() == 25
+    assert Xt.shape == (260, 784) and yt.shape == (260,)

@@ -3,7 +3,7 @@ back.
 
 Integer labels (IDX, CSV, Keras npz) give the classes ``lo..hi``, the range the training labels
 span, so MNIST's 0..9 stay 0..9 and EMNIST letters' 1..26 become 0..25; folder names (an image
-folder's class subfolders) give their sorted names. A model stores the names (``model.classes``),
+folder's class subfolders) give their sorted names (numeric names in numeric order). A model stores the names (``model.classes``),
 so its predictions come back in the user's labels.
 """
 
@@ -31,7 +31,8 @@ def classes_from_labels(labels: np.ndarray, where) -> list[str]:
                                   f"{MAX_CLASSES} mnistfast trains")
         names = [str(k) for k in range(lo, hi + 1)]
     else:
-        names = sorted({str(v) for v in labels})
+        # Folders named 0, 1, ..., 10 in numeric order, so that their indices read as they do.
+        names = sorted({str(v) for v in labels}, key=lambda n: (0, int(n), "") if n.isdigit() else (1, 0, n))
         if len(names) > MAX_CLASSES:
             raise DataFormatError(f"{where}: {len(names)} classes, more than the {MAX_CLASSES} mnistfast trains")
     if len(names) < 2:

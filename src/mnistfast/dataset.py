@@ -144,9 +144,10 @@ def fit_to_model(X: np.ndarray, image_shape, resize: bool, where) -> np.ndarray:
 def model_image_shape(model) -> tuple:
     """The ``(C, H, W)`` a model's inputs are: recorded, its input shape, or a square of its flat
     inputs (an MLP of 784 inputs takes 28x28)."""
+    model = getattr(model, "models", [model])[0]  # an ensemble's members take the same images
     if getattr(model, "image_shape", None) is not None:
         return tuple(model.image_shape)
-    shape = tuple(model.input_shape) if hasattr(model, "input_shape") else (int(np.prod(model.models[0].input_shape)),)
+    shape = tuple(model.input_shape)
     if len(shape) == 3:
         return shape
     side = int(round(shape[0] ** 0.5))
