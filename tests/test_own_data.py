@@ -111,7 +111,7 @@ def test_mixed_sizes_need_resize(tmp_path, capsys):
     folder = write_image_folder(tmp_path / "mixed", side=28, per_class=20, channels=1, sizes=[28, 40])
     assert _train(folder, tmp_path / "a") == 2
     err = capsys.readouterr().err
-    assert "001.png: 40x40 pixels, but" in err and "give --resize" in err and not (tmp_path / "a").exists()
+    assert "001.png: 40x40 pixels, but" in err and "bring them to one size with --resize" in err and not (tmp_path / "a").exists()
     assert _train(folder, tmp_path / "b", "--resize", "20") == 0
     model = mf.load_model(tmp_path / "b" / "model.npz")
     assert model.input_shape == (400,) and model.image_shape == (1, 20, 20)

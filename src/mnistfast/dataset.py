@@ -172,7 +172,7 @@ def read_inputs(path, channels: int = 1, resize=None):
     if path.is_dir():
         X = _read_sets(path, size, channels, None, splits=("test",))[0][-1][0]
     elif path.suffix.lower() == ".csv":
-        X = _square(load_csv(path)[0], path)
+        X = _square(load_csv(path)[0])
     elif path.suffix.lower() == ".npz" and path.is_file():
         X = _read_sets(path, size, channels, None, splits=("test",))[0][-1][0]
     else:
@@ -208,7 +208,7 @@ def _read_sets(path, size, channels, verify, splits=("train", "test")):
         if y is None:
             raise DataFormatError(f"{path}: this CSV has no label column, so it holds no labelled images (a test.csv "
                                   "is for predict)")
-        sets = [(_square(X, path), y, path)]
+        sets = [(_square(X), y, path)]
     elif path.suffix.lower() == ".npz" and path.is_file():
         from .keras_npz import SPLITS, read_keras_npz
 
@@ -230,7 +230,7 @@ def _class_folder(folder: Path, size, channels):
     return X, names, folder
 
 
-def _square(X, path):
+def _square(X):
     side = int(round(X.shape[1] ** 0.5))
     return X.reshape(len(X), 1, side, side)
 

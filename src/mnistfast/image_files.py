@@ -117,8 +117,8 @@ def read_images(paths, channels: int = 1, resize=None) -> np.ndarray:
         image = read_image(path, channels, resize)
         if image.shape != first.shape:
             raise DataFormatError(f"{path}: {image.shape[1]}x{image.shape[2]} pixels, but {paths[0]} is "
-                                  f"{first.shape[1]}x{first.shape[2]}: give --resize HxW (resize= in the API) to "
-                                  "bring all images to one size")
+                                  f"{first.shape[1]}x{first.shape[2]}: bring them to one size with --resize (resize= "
+                                  "in the API)")
         out[i] = image
     return out
 
