@@ -63,6 +63,11 @@ def default_classes(n: int) -> list[str]:
     return [str(k) for k in range(n)]
 
 
+def class_names(model) -> list[str]:
+    """A model's (or an ensemble's) class names: those it records, else its indices."""
+    return list(model.classes or default_classes(model.n_classes))
+
+
 def describe(classes) -> str:
     """``0..9``, ``1..26`` or ``cat, dog`` for messages."""
     classes = list(classes)

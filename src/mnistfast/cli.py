@@ -275,7 +275,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .classes import default_classes
+    from .classes import class_names
     from .dataset import model_test_set
     from .metrics import classification_report, format_report
     from .serialization import load_model
@@ -292,7 +292,7 @@ def cmd_eval(args) -> int:
     scores = model.evaluate(X, y)
     report = {"model": str(args.model), "data": data or "bundled MNIST", "samples": int(len(y)),
               "loss": scores["loss"], **classification_report(y, model.predict(X), model.n_classes,
-                                                               model.classes or default_classes(model.n_classes))}
+                                                               class_names(model))}
     print(f"{args.model} on {len(y)} test images: loss {scores['loss']:.4f}, accuracy {report['accuracy']:.4f}\n")
     print(format_report(report))
     write_json(out, report)
@@ -336,7 +336,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .classes import default_classes
+    from .classes import class_names
     from .dataset import fit_to_model, model_image_shape, read_inputs
     from .serialization import load_model
     from .preprocessing import model_input
@@ -348,7 +348,7 @@ def cmd_predict(args) -> int:
     images, names = read_inputs(args.data, channels=image_shape[0],
                                 resize=image_shape[1:] if args.resize else None)
     X = model_input(model, fit_to_model(images, image_shape, args.resize, args.data))
-    classes = model.classes or default_classes(model.n_classes)
+    classes = class_names(model)
     if args.proba:
         write_probabilities(out, model.predict_proba(X), classes, names)
     else:

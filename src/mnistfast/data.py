@@ -41,8 +41,6 @@ MNIST_FILES = {
 }
 
 
-
-
 def bundled_mnist_dir() -> Path:
     return Path(__file__).resolve().parent / "datasets" / "mnist"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import classes_from_labels, describe, encode_labels
+from .classes import class_names, classes_from_labels, describe, encode_labels
 from . import data as data_files
 from .data import ACCEPTED, _normalize, _sniff, has_idx_files, load_csv, read_idx, read_idx_dir, \
     train_val_split
@@ -116,9 +116,7 @@ def model_test_set(model, path, *, held_out: bool, seed: int = 0, resize: bool =
     """``(X, y)`` for scoring ``model`` on ``path`` (see :func:`load_test_split`): raw pixels as
     the model takes them, labels as indices into its classes. ``resize`` brings images of another
     size to the model's; a model trained with resizing resizes anyway."""
-    from .classes import default_classes
-
-    classes = model.classes or default_classes(model.n_classes)
+    classes = class_names(model)
     image_shape = model_image_shape(model)
     resize = resize or bool((model.trained_on or {}).get("resize"))
     X, y = load_test_split(path, classes, held_out=held_out, seed=seed, channels=image_shape[0],
@@ -166,15 +164,14 @@ def read_inputs(path, channels: int = 1, resize=None):
     size = None if resize is None else parse_size(resize)
     if path.is_file() and is_image_file(path):
         return read_image(path, channels, size)[None], [path.name]
-    if path.is_dir() and not has_idx_files(path) and images_in(path, recursive=True):
+    if path.is_dir() and not has_idx_files(path):
         files = images_in(path, recursive=True)
-        return read_images(files, channels, size), [str(f.relative_to(path)) for f in files]
-    if path.is_dir():
-        X = _read_sets(path, size, channels, None, splits=("test",))[0][-1][0]
-    elif path.suffix.lower() == ".csv":
+        if files:
+            return read_images(files, channels, size), [str(f.relative_to(path)) for f in files]
+    if path.is_dir() or (path.suffix.lower() == ".npz" and path.is_file()):
+        return _read_sets(path, size, channels, None, splits=("test",))[0][-1][0], None
+    if path.suffix.lower() == ".csv":
         X = _square(load_csv(path)[0])
-    elif path.suffix.lower() == ".npz" and path.is_file():
-        X = _read_sets(path, size, channels, None, splits=("test",))[0][-1][0]
     else:
         images = read_idx(path)
         if images.ndim != 3:
@@ -185,13 +182,14 @@ def read_inputs(path, channels: int = 1, resize=None):
 
 def _read_sets(path, size, channels, verify, splits=("train", "test")):
     """``([(X (N, C, H, W), labels, where), ...], source, one_set)``: the one set of a one-set
-    source (``one_set`` true), else one per split asked for."""
+    source (a CSV, a folder of class folders; ``one_set`` true), else one per split asked for."""
     if path is None:
         path, verify = data_files.bundled_mnist_dir(), True if verify is None else verify
         source = "the bundled MNIST"
     else:
         source = str(path)
     path = Path(os.fspath(path))
+    one_set = False
     if path.is_dir() and has_idx_files(path):
         sets = [(X[:, None], y, where) for X, y, where in read_idx_dir(path, bool(verify), splits)]
     elif path.is_dir() and _split_folders(path):
@@ -202,22 +200,22 @@ def _read_sets(path, size, channels, verify, splits=("train", "test")):
         if not class_folders(path):
             raise DataFormatError(f"{path}: holds neither IDX files nor subfolders of PNG/JPEG images; accepted: "
                                   f"{ACCEPTED}")
-        sets = [_class_folder(path, size, channels)]
+        sets, one_set = [_class_folder(path, size, channels)], True
     elif path.suffix.lower() == ".csv":
         X, y = load_csv(path)
         if y is None:
             raise DataFormatError(f"{path}: this CSV has no label column, so it holds no labelled images (a test.csv "
                                   "is for predict)")
-        sets = [(_square(X), y, path)]
+        sets, one_set = [(_square(X), y, path)], True
     elif path.suffix.lower() == ".npz" and path.is_file():
         from .keras_npz import SPLITS, read_keras_npz
 
-        sets = [(X, y, f"{path} {SPLITS[split][1]}") for (X, y), split in zip(read_keras_npz(path, splits=splits), splits)]
+        arrays = read_keras_npz(path, splits=splits)
+        sets = [(X, y, f"{path} {SPLITS[split][1]}") for (X, y), split in zip(arrays, splits)]
     elif not path.exists():
         raise DataFormatError(f"{path}: no such file or directory")
     else:
         raise DataFormatError(f"{path}: not a format mnistfast reads{_sniff(path)}; accepted: {ACCEPTED}")
-    one_set = path.suffix.lower() == ".csv" or (path.is_dir() and not has_idx_files(path) and not _split_folders(path))
     return [(_adjust(X, size, channels), y, where) for X, y, where in sets], source, one_set
 
 
@@ -226,7 +224,7 @@ def _split_folders(path: Path) -> bool:
 
 
 def _class_folder(folder: Path, size, channels):
-    X, names, _ = read_class_folder(folder, channels or 1, size)
+    X, names = read_class_folder(folder, channels or 1, size)
     return X, names, folder
 
 

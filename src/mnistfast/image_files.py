@@ -129,8 +129,8 @@ def class_folders(folder: Path) -> list[Path]:
 
 
 def read_class_folder(folder: Path, channels: int = 1, resize=None):
-    """A folder with one subfolder of images per class: uint8 ``(N, C, H, W)`` images, their
-    class names (the subfolders' names) and their paths."""
+    """A folder with one subfolder of images per class: uint8 ``(N, C, H, W)`` images and their
+    class names (the subfolders' names)."""
     classes = class_folders(folder)
     if not classes:
         raise DataFormatError(f"{folder}: no subfolders of PNG or JPEG images (a folder of images needs one "
@@ -140,5 +140,5 @@ def read_class_folder(folder: Path, channels: int = 1, resize=None):
         found = images_in(d, recursive=True)
         files += found
         names += [d.name] * len(found)
-    return read_images(files, channels, resize), np.array(names), files
+    return read_images(files, channels, resize), np.array(names)
 

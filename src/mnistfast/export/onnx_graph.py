@@ -17,6 +17,8 @@ import json
 
 import numpy as np
 
+from ..classes import class_names
+
 OPSET = 17
 # ONNX IR version 8 (ONNX 1.10+): every runtime of the last years reads it.
 IR_VERSION = 8
@@ -155,7 +157,6 @@ def to_onnx(models, preprocessing, features: int):
     proto = helper.make_model(graph, producer_name="mnistfast", opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
     # The probabilities' columns in the user's names (EMNIST's 1..26, an image folder's classes).
-    names = models[0].classes or [str(k) for k in range(classes)]
-    helper.set_model_props(proto, {"classes": json.dumps(list(names))})
+    helper.set_model_props(proto, {"classes": json.dumps(class_names(models[0]))})
     onnx.checker.check_model(proto)
     return proto
