@@ -8,8 +8,10 @@
 namespace mf {
 
 // The GEMM implementation: the naive oracle, the portable blocked kernel, or a blocked kernel
-// with an AVX2 or AVX-512 micro-kernel (gemm/gemm.hpp picks the best the CPU supports).
-enum class GemmKernel { Naive, Generic, Avx2, Avx512 };
+// with an AVX2 or AVX-512 micro-kernel (gemm/gemm.hpp picks the best the CPU supports). The bf16
+// kernels round every GEMM operand to bfloat16 and sum in float32: choosing one is what bf16
+// precision means, for the dense layers and the convolutions' GEMMs alike.
+enum class GemmKernel { Naive, Generic, Avx2, Avx512, GenericBf16, Avx512Bf16 };
 
 // Which algorithm a convolution that several can compute runs by (conv/conv.hpp).
 enum class ConvAlgorithm {

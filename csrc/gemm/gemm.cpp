@@ -33,6 +33,8 @@ bool cpu_supports(const char* what) {
     __builtin_cpu_init();
     if (std::string(what) == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (std::string(what) == "avx512") return __builtin_cpu_supports("avx512f");
+    if (std::string(what) == "avx512bf16")
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 #endif
     (void)what;
     return false;
@@ -51,6 +53,8 @@ const char* gemm_kernel_name(GemmKernel k) {
         case GemmKernel::Generic: return "generic";
         case GemmKernel::Avx2: return "avx2";
         case GemmKernel::Avx512: return "avx512";
+        case GemmKernel::GenericBf16: return "generic-bf16";
+        case GemmKernel::Avx512Bf16: return "avx512bf16";
     }
     return "?";
 }
@@ -62,11 +66,27 @@ std::vector<GemmKernel> available_gemm_kernels() {
     return ks;
 }
 
+std::vector<GemmKernel> available_bf16_gemm_kernels() {
+    std::vector<GemmKernel> ks{GemmKernel::GenericBf16};
+    if (cpu_supports("avx512bf16")) ks.push_back(GemmKernel::Avx512Bf16);
+    return ks;
+}
+
+bool is_bf16(GemmKernel k) { return k == GemmKernel::GenericBf16 || k == GemmKernel::Avx512Bf16; }
+
+GemmKernel float_kernel(GemmKernel k) {
+    switch (k) {
+        case GemmKernel::GenericBf16: return GemmKernel::Generic;
+        case GemmKernel::Avx512Bf16: return GemmKernel::Avx512;
+        default: return k;
+    }
+}
+
 GemmKernel parse_gemm_kernel(const std::string& name) {
     if (name == "auto") return best_gemm_kernel();
-    for (GemmKernel k : available_gemm_kernels()) {
-        if (name == gemm_kernel_name(k)) return k;
-    }
+    for (const auto& ks : {available_gemm_kernels(), available_bf16_gemm_kernels()})
+        for (GemmKernel k : ks)
+            if (name == gemm_kernel_name(k)) return k;
     throw std::invalid_argument("gemm kernel '" + name + "' is not available on this CPU");
 }
 
@@ -74,14 +94,16 @@ void sgemm(const GemmArgs& g, GemmKernel kernel) {
     switch (kernel) {
         case GemmKernel::Naive: return sgemm_naive(g);
         case GemmKernel::Generic: break;
+        case GemmKernel::GenericBf16: return sgemm_blocked<MR_YMM, NR_YMM, true>(g, micro_kernel_generic_bf16, BLOCKING_YMM);
 #if defined(__x86_64__) || defined(_M_X64)
-        case GemmKernel::Avx2: return sgemm_blocked<MR_YMM, NR_YMM>(g, micro_kernel_avx2, BLOCKING_YMM);
-        case GemmKernel::Avx512: return sgemm_blocked<MR_ZMM, NR_ZMM>(g, micro_kernel_avx512, BLOCKING_ZMM);
+        case GemmKernel::Avx2: return sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_avx2, BLOCKING_YMM);
+        case GemmKernel::Avx512: return sgemm_blocked<MR_ZMM, NR_ZMM, false>(g, micro_kernel_avx512, BLOCKING_ZMM);
+        case GemmKernel::Avx512Bf16: return sgemm_blocked<MR_ZMM, NR_ZMM, true>(g, micro_kernel_avx512bf16, BLOCKING_ZMM);
 #else
         default: break;
 #endif
     }
-    sgemm_blocked<MR_YMM, NR_YMM>(g, micro_kernel_generic, BLOCKING_YMM);
+    sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_generic, BLOCKING_YMM);
 }
 
 }  // namespace mf

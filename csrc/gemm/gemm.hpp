@@ -54,10 +54,16 @@ void b_column_sums(const GemmArgs& g);
 // oracle, for tests).
 void sgemm(const GemmArgs& g, GemmKernel kernel);
 
-// The kernels this CPU runs; the best of them is the default, and tests check every one.
+// The kernels this CPU runs; the best of them is the default, and tests check every one. The
+// float32 and bf16 kernels are listed apart: bf16 is a precision the caller asks for.
 const char* gemm_kernel_name(GemmKernel k);
 std::vector<GemmKernel> available_gemm_kernels();
+std::vector<GemmKernel> available_bf16_gemm_kernels();
 GemmKernel best_gemm_kernel();
+bool is_bf16(GemmKernel k);
+// The float32 kernel of the same instruction set: what the code beside the GEMMs (the direct
+// convolutions, the Winograd transforms) is built for. The bf16 kernels' is AVX-512 or generic.
+GemmKernel float_kernel(GemmKernel k);
 GemmKernel parse_gemm_kernel(const std::string& name);  // "auto" or a name; throws std::invalid_argument
 
 // Applies the epilogue to C[i, j0 : j0 + n), stored at c[0 : n), which already holds

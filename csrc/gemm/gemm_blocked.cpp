@@ -1,4 +1,5 @@
-// Packed, cache-blocked SGEMM (the BLIS loop nest) around an MR x NR micro-kernel.
+// Packed, cache-blocked GEMM (the BLIS loop nest) around an MR x NR micro-kernel, with float32
+// operands or (BF16) operands rounded to bfloat16 as they are packed.
 //
 //   for jc in N step NC           B panel  (KC x NC) lives in L3
 //     for pc in K step KC
@@ -14,10 +15,18 @@
 // K in the same order whatever the thread count, so results are bitwise identical for 1, 2 or any
 // number of threads. Products with a long K (k_split) are two such GEMMs over fixed halves of K,
 // added in the same order on any number of threads.
+//
+// bf16 operands are packed in pairs along K: one 32-bit slot holds op(X)[., 2q] and op(X)[., 2q + 1]
+// (the even one in the low half), the layout of the dot-product instructions (VDPBF16PS), and a
+// sliver of kc values of K is ceil(kc / 2) slots. K blocks then start at even k, so the pairs are
+// the same whatever the blocking and the thread split. Products accumulate in float32; the bias
+// gradient's column sums (b_colsum) are taken from the float32 values, not the rounded ones.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
+#include "gemm/bf16.hpp"
 #include "gemm/gemm_kernel.hpp"
 #include "core/parallel.hpp"
 
@@ -96,6 +105,52 @@ void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst
     }
 }
 
+// The bf16 slivers: the same shapes in slots of two K values (see the top of this file), values
+// past kc or past the matrix zero. a_sliver_bf16: slot (p, r) at dst[p * MR + r];
+// b_sliver_bf16: slot (p, c) at dst[p * NR + c], and sums[c] += op(B)[p0 + k, j0 + c] over k.
+template <int MR>
+void pack_a_sliver_bf16(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst_slots) {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(dst_slots);
+    const int slots = (kc + 1) / 2;
+    for (int p = 0; p < slots; ++p) {
+        for (int e = 0; e < 2; ++e) {
+            const int k = 2 * p + e;
+            uint16_t* d = dst + 2 * p * MR + e;
+            if (k >= kc) {
+                for (int r = 0; r < MR; ++r) d[2 * r] = 0;
+                continue;
+            }
+            for (int r = 0; r < mr; ++r) {
+                const float v = g.trans_a ? g.A[(p0 + k) * g.lda + i0 + r] : g.A[(i0 + r) * g.lda + p0 + k];
+                d[2 * r] = to_bf16(v);
+            }
+            for (int r = mr; r < MR; ++r) d[2 * r] = 0;
+        }
+    }
+}
+
+template <int NR>
+void pack_b_sliver_bf16(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst_slots, float* sums) {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(dst_slots);
+    const int slots = (kc + 1) / 2;
+    for (int p = 0; p < slots; ++p) {
+        for (int e = 0; e < 2; ++e) {
+            const int k = 2 * p + e;
+            uint16_t* d = dst + 2 * p * NR + e;
+            if (k >= kc) {
+                for (int c = 0; c < NR; ++c) d[2 * c] = 0;
+                continue;
+            }
+            for (int c = 0; c < nr; ++c) {
+                const float v = g.trans_b ? g.B[(j0 + c) * g.ldb + p0 + k] : g.B[(p0 + k) * g.ldb + j0 + c];
+                d[2 * c] = to_bf16(v);
+                if (sums) sums[c] += v;
+            }
+            for (int c = nr; c < NR; ++c) d[2 * c] = 0;
+        }
+    }
+}
+
 // sums[c] += column c of a packed sliver (kc rows of NR), in k order. The zero padding of an
 // edge sliver lands in slots past the matrix, which are never read back.
 template <int NR>
@@ -118,7 +173,7 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-template <int MR, int NR>
+template <int MR, int NR, bool BF16>
 void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
 
 namespace {
@@ -130,7 +185,7 @@ double imbalance(int units, int parts) { return static_cast<double>(ceil_div(uni
 // GEMM of its own: they never wait for each other between K blocks, which on the small products
 // of a training step (128 x 128 x 784) cost more than the packing they shared. Every element is
 // still made by the same tile with the same K order, so results do not change with the threads.
-template <int MR, int NR>
+template <int MR, int NR, bool BF16>
 void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, int threads) {
     const int col_units = ceil_div(g.N, NR), row_units = ceil_div(g.M, MR);
     const int col_parts = std::min(threads, col_units), row_parts = std::min(threads, row_units);
@@ -161,7 +216,7 @@ void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& 
             if (s.ep.mask) s.ep.mask += i0 * s.ep.ldmask;
             if (t > 0) s.b_colsum = nullptr;  // every part packs all of B: the first one sums it
         }
-        sgemm_blocked<MR, NR>(s, kernel, blk);
+        sgemm_blocked<MR, NR, BF16>(s, kernel, blk);
     }
 }
 
@@ -189,9 +244,11 @@ void add_partial_row(const GemmArgs& g, int i, const float* partial) {
     apply_epilogue_row(g.ep, i, 0, g.N, c);
 }
 
-template <int MR, int NR>
+template <int MR, int NR, bool BF16>
 void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
-    // The first half ends where split_among_threads would end a 2-way split of K rows.
+    // The first half ends where split_among_threads would end a 2-way split of K rows (MR is even:
+    // a bf16 pair never straddles the halves).
+    static_assert(MR % 2 == 0, "k_split's halves must start at even k");
     const int k0 = MR * (ceil_div(g.K, MR) / 2);
     thread_local std::unique_ptr<float, AlignedFree> part_buf;
     thread_local size_t part_cap = 0;
@@ -227,7 +284,7 @@ void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                 s.ldc = g.N;
                 s.beta = 0.0f;
             }
-            sgemm_blocked<MR, NR>(s, kernel, blk);
+            sgemm_blocked<MR, NR, BF16>(s, kernel, blk);
         }
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static)
@@ -238,7 +295,7 @@ void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
 
 }  // namespace
 
-template <int MR, int NR>
+template <int MR, int NR, bool BF16>
 void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
     if (g.N == 0) return;
@@ -248,20 +305,23 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     }
     if (g.K == 0) return scale_only(g);
     const long macs = static_cast<long>(g.M) * g.N * g.K;
-    if (k_split_pays<MR>(g, macs)) return k_split<MR, NR>(g, kernel, blk);
+    if (k_split_pays<MR>(g, macs)) return k_split<MR, NR, BF16>(g, kernel, blk);
     const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
-    if (threads > 1) return split_among_threads<MR, NR>(g, kernel, blk, threads);
+    if (threads > 1) return split_among_threads<MR, NR, BF16>(g, kernel, blk, threads);
 
     // Equal K blocks of at most KC: at KC = 256, K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
-    const int k_blocks = ceil_div(g.K, KC);
-    const int kc_max = ceil_div(g.K, k_blocks);
+    // A slot holds K_PER_SLOT values of K, and blocks start at a multiple of it.
+    constexpr int K_PER_SLOT = BF16 ? 2 : 1;
+    const int kc_max = ceil_div(ceil_div(g.K, ceil_div(g.K, KC)), K_PER_SLOT) * K_PER_SLOT;
+    const int k_blocks = ceil_div(g.K, kc_max);
+    const int slots_max = kc_max / K_PER_SLOT;
     const int mc_max = std::min(MC, ceil_div(g.M, MR) * MR);
     const int nc_max = std::min(NC, ceil_div(g.N, NR) * NR);
 
     thread_local std::unique_ptr<float, AlignedFree> a_buf, b_buf, sum_buf;
     thread_local size_t a_cap = 0, b_cap = 0, sum_cap = 0;
-    float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * kc_max);
-    float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * kc_max);
+    float* a_pack = scratch(a_buf, a_cap, static_cast<size_t>(mc_max) * slots_max);
+    float* b_pack = scratch(b_buf, b_cap, static_cast<size_t>(nc_max) * slots_max);
     float* sums = g.b_colsum ? scratch(sum_buf, sum_cap, static_cast<size_t>(nc_max)) : nullptr;
 
     // Full slivers of A are read where they lie rather than packed: for op(A) = A^T the MR values
@@ -269,8 +329,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     // one value at a time anyway, so packing would only copy). Not when the row stride is a
     // multiple of 1 KiB, which would fold the sliver's rows onto a few L1 sets. (op(B) = B would
     // qualify too, but its strides - 512 B for a 128-wide layer, 4 KiB at N = 1024 - are exactly
-    // the aliasing kind: measured slower, so B is always packed.)
-    const bool a_in_place = (g.lda % 256) != 0;
+    // the aliasing kind: measured slower, so B is always packed.) bf16 operands are always packed:
+    // packing is where they are rounded.
+    const bool a_in_place = !BF16 && (g.lda % 256) != 0;
 
     {
         for (int jc = 0; jc < g.N; jc += NC) {
@@ -281,18 +342,28 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
             for (int kb = 0; kb < k_blocks; ++kb) {
                 const int pc = kb * kc_max;
                 const int kc = std::min(kc_max, g.K - pc);
+                const int slots = ceil_div(kc, K_PER_SLOT);
                 for (int ic = 0; ic < g.M; ic += MC) {
                     const int mc = std::min(MC, g.M - ic);
                     const int m_slivers = ceil_div(mc, MR);
                     if (ic == 0) {
                         for (int s = 0; s < n_slivers; ++s) {
-                            pack_b_sliver<NR>(g, pc, kc, jc + s * NR, std::min(NR, nc - s * NR), b_pack + s * NR * kc);
-                            if (sums) add_sliver_sums<NR>(b_pack + s * NR * kc, kc, sums + s * NR);
+                            const int j0 = jc + s * NR, nr = std::min(NR, nc - s * NR);
+                            float* dst = b_pack + s * NR * slots;
+                            if constexpr (BF16) {
+                                pack_b_sliver_bf16<NR>(g, pc, kc, j0, nr, dst, sums ? sums + s * NR : nullptr);
+                            } else {
+                                pack_b_sliver<NR>(g, pc, kc, j0, nr, dst);
+                                if (sums) add_sliver_sums<NR>(dst, kc, sums + s * NR);
+                            }
                         }
                     }
                     for (int s = 0; s < m_slivers; ++s) {
                         const int mr = std::min(MR, mc - s * MR);
-                        if (!(a_in_place && mr == MR)) pack_a_sliver<MR>(g, ic + s * MR, mr, pc, kc, a_pack + s * MR * kc);
+                        if (a_in_place && mr == MR) continue;
+                        float* dst = a_pack + s * MR * slots;
+                        if constexpr (BF16) pack_a_sliver_bf16<MR>(g, ic + s * MR, mr, pc, kc, dst);
+                        else pack_a_sliver<MR>(g, ic + s * MR, mr, pc, kc, dst);
                     }
                     // Tiles in jr-major order, so consecutive tiles share a B sliver.
                     for (int t = 0; t < n_slivers * m_slivers; ++t) {
@@ -311,10 +382,10 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                         st.last_k = kb == k_blocks - 1;
                         st.ep = &g.ep;
                         if (a_in_place && st.mr == MR) {
-                            if (g.trans_a) kernel(kc, g.A + pc * g.lda + i0, 1, g.lda, b_pack + jr * NR * kc, NR, st);
-                            else kernel(kc, g.A + i0 * g.lda + pc, g.lda, 1, b_pack + jr * NR * kc, NR, st);
+                            if (g.trans_a) kernel(kc, g.A + pc * g.lda + i0, 1, g.lda, b_pack + jr * NR * slots, NR, st);
+                            else kernel(kc, g.A + i0 * g.lda + pc, g.lda, 1, b_pack + jr * NR * slots, NR, st);
                         } else {
-                            kernel(kc, a_pack + ir * MR * kc, 1, MR, b_pack + jr * NR * kc, NR, st);
+                            kernel(slots, a_pack + ir * MR * slots, 1, MR, b_pack + jr * NR * slots, NR, st);
                         }
                     }
                 }
@@ -328,7 +399,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     }
 }
 
-template void sgemm_blocked<MR_YMM, NR_YMM>(const GemmArgs&, MicroKernel, const Blocking&);
-template void sgemm_blocked<MR_ZMM, NR_ZMM>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_YMM, NR_YMM, false>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_ZMM, NR_ZMM, false>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_YMM, NR_YMM, true>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_ZMM, NR_ZMM, true>(const GemmArgs&, MicroKernel, const Blocking&);
 
 }  // namespace mf

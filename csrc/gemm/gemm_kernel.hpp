@@ -56,17 +56,23 @@ struct Blocking {
     int mc, kc, nc;
 };
 
-// The blocked driver for an MR x NR micro-kernel (instantiated for the two tile shapes above).
-template <int MR, int NR>
+// The blocked driver for an MR x NR micro-kernel (instantiated for the two tile shapes above), on
+// float32 operands or (BF16) on operands rounded to bf16 and packed in pairs: the kernel's kc and
+// strides then count slots of two bf16 values.
+template <int MR, int NR, bool BF16>
 void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
 
 void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
                           std::ptrdiff_t b_step, const TileStore& st);
+void micro_kernel_generic_bf16(int slots, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                               std::ptrdiff_t b_step, const TileStore& st);
 #if defined(__x86_64__) || defined(_M_X64)
 void micro_kernel_avx2(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
                        std::ptrdiff_t b_step, const TileStore& st);
 void micro_kernel_avx512(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
                          std::ptrdiff_t b_step, const TileStore& st);
+void micro_kernel_avx512bf16(int slots, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
+                             std::ptrdiff_t b_step, const TileStore& st);
 #endif
 
 }  // namespace mf

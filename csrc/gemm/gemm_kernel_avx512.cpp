@@ -3,54 +3,13 @@
 #include <immintrin.h>
 
 #include "gemm/gemm_kernel.hpp"
+#include "gemm/store_zmm.hpp"
 
 namespace mf {
 
 namespace {
 
 constexpr int MR = MR_ZMM, NR = NR_ZMM;
-
-// The first n of 16 lanes (n clamped to 0..16), for masked loads and stores on the tile's edge.
-inline __mmask16 lanes_mask(int n) {
-    n = n < 0 ? 0 : (n > 16 ? 16 : n);
-    return static_cast<__mmask16>((1u << n) - 1u);
-}
-
-// One row of a tile: alpha/beta and the epilogue on whole vectors, straight from the accumulators.
-// Masked lanes are never read or written, so edge tiles touch no memory past the matrix.
-inline void store_row(__m512 lo, __m512 hi, float* c, int i, const TileStore& st, __mmask16 mlo, __mmask16 mhi) {
-    const __m512 alpha = _mm512_set1_ps(st.alpha);
-    lo = _mm512_mul_ps(lo, alpha);
-    hi = _mm512_mul_ps(hi, alpha);
-    if (!st.first_k) {
-        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, c));
-        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, c + 16));
-    } else if (st.beta != 0.0f) {
-        const __m512 beta = _mm512_set1_ps(st.beta);
-        lo = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mlo, c), lo);
-        hi = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mhi, c + 16), hi);
-    }
-    if (st.last_k) {
-        const Epilogue& ep = *st.ep;
-        if (ep.bias) {
-            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, ep.bias + st.j0));
-            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, ep.bias + st.j0 + 16));
-        }
-        const __m512 zero = _mm512_setzero_ps();
-        if (ep.relu) {
-            // maxps returns its second operand (0) for a NaN, like the scalar `v > 0 ? v : 0`.
-            lo = _mm512_max_ps(lo, zero);
-            hi = _mm512_max_ps(hi, zero);
-        }
-        if (ep.mask) {
-            const float* m = ep.mask + i * ep.ldmask + st.j0;
-            lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mlo, m), zero, _CMP_GT_OQ), lo);
-            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mhi, m + 16), zero, _CMP_GT_OQ), hi);
-        }
-    }
-    _mm512_mask_storeu_ps(c, mlo, lo);
-    _mm512_mask_storeu_ps(c + 16, mhi, hi);
-}
 
 // The K loop, for A read from a packed sliver or a column of A^T (MR values together per k:
 // RowStreams = false) or straight from MR rows of A (RowStreams = true).
@@ -80,19 +39,11 @@ void micro_kernel_avx512(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdi
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
 
-    // C is touched only after the K loop; start fetching its rows now so the store does not stall.
-    for (int r = 0; r < st.mr; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(st.C + r * st.ldc + NR - 1), _MM_HINT_T0);
-    }
+    prefetch_tile(st);
     if (a_rs == 1) k_loop<false>(kc, a, a_rs, a_cs, b, b_step, lo, hi);
     else k_loop<true>(kc, a, a_rs, a_cs, b, b_step, lo, hi);
 
-    const __mmask16 mlo = lanes_mask(st.nr), mhi = lanes_mask(st.nr - 16);
-    const int rows = st.mr;
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r)
-        if (r < rows) store_row(lo[r], hi[r], st.C + r * st.ldc, st.i0 + r, st, mlo, mhi);
+    store_tile(lo, hi, st);
 }
 
 }  // namespace mf

@@ -23,6 +23,7 @@ namespace mf {
 #if defined(__x86_64__) || defined(_M_X64)
 double fma_peak_gflops_avx2(long iters);
 double fma_peak_gflops_avx512(long iters);
+double dot_peak_gflops_avx512bf16(long iters);
 #endif
 }  // namespace mf
 
@@ -37,15 +38,22 @@ std::vector<Binder>& mfpy::binders() {
 namespace {
 
 py::object peak_gflops(const mf::Context& ctx, long iters) {
-    // The peak of the ISA the selected GEMM kernel uses: the number its GFLOP/s are measured against.
+    // The peak of the instructions the selected GEMM kernel multiplies with: the number its GFLOP/s
+    // are measured against (bf16 dot products for a bf16 kernel).
     if (iters < 1) throw py::value_error("peak_gflops: iters must be >= 1");
 #if defined(__x86_64__) || defined(_M_X64)
-    const mf::GemmKernel k = ctx.gemm;
-    if (k == mf::GemmKernel::Avx2 || k == mf::GemmKernel::Avx512) {
+    double (*probe)(long) = nullptr;
+    switch (ctx.gemm) {
+        case mf::GemmKernel::Avx2: probe = mf::fma_peak_gflops_avx2; break;
+        case mf::GemmKernel::Avx512: probe = mf::fma_peak_gflops_avx512; break;
+        case mf::GemmKernel::Avx512Bf16: probe = mf::dot_peak_gflops_avx512bf16; break;
+        default: break;
+    }
+    if (probe) {
         double gflops;
         {
             py::gil_scoped_release nogil;
-            gflops = k == mf::GemmKernel::Avx512 ? mf::fma_peak_gflops_avx512(iters) : mf::fma_peak_gflops_avx2(iters);
+            gflops = probe(iters);
         }
         return py::float_(gflops);
     }
@@ -66,7 +74,12 @@ PYBIND11_MODULE(_core, m) {
         std::vector<std::string> names;
         for (auto k : mf::available_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
         return names;
-    });
+    }, "The float32 GEMM kernels this CPU runs.");
+    m.def("available_bf16_gemm_kernels", [] {
+        std::vector<std::string> names;
+        for (auto k : mf::available_bf16_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
+        return names;
+    }, "The GEMM kernels with bf16 operands this CPU runs: 'generic-bf16' everywhere, then those with bf16 instructions.");
 
     py::class_<Kernels> k(m, "Kernels");
     k.def(py::init([](int threads, const std::string& kernel, const std::string& conv) {
@@ -93,6 +106,7 @@ PYBIND11_MODULE(_core, m) {
     k.def_property_readonly("conv_algorithm",
                             [](const Kernels& s) { return std::string(mf::conv_algorithm_name(s.ctx.conv)); });
     k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,
-          "Measured float32 FMA throughput of all kernel threads in GFLOP/s (None without AVX2/FMA).");
+          "Measured multiply-add throughput of all kernel threads in GFLOP/s, in the instructions of the GEMM "
+          "kernel (float32 FMA, or bf16 dot products for avx512bf16); None for the generic and naive kernels.");
     for (Binder bind : binders()) bind(k);
 }

@@ -9,11 +9,12 @@ namespace mf {
 // Returns isa::fn(args...) for the ISA of GEMM kernel `kernel`, false for the naive one.
 #if defined(__x86_64__) || defined(_M_X64)
 #define MF_DISPATCH(fn, ...)                                                   \
-    switch (kernel) {                                                           \
+    switch (float_kernel(kernel)) {                                             \
         case GemmKernel::Naive: return false;                                  \
         case GemmKernel::Generic: return generic::fn(__VA_ARGS__);             \
         case GemmKernel::Avx2: return avx2::fn(__VA_ARGS__);                   \
         case GemmKernel::Avx512: return avx512::fn(__VA_ARGS__);               \
+        default: break;                                                        \
     }                                                                          \
     return false
 #else

@@ -56,7 +56,7 @@ struct TileOps {
 
 TileOps tile_ops(GemmKernel kernel) {
 #if defined(__x86_64__) || defined(_M_X64)
-    switch (kernel) {
+    switch (float_kernel(kernel)) {
         case GemmKernel::Avx512: return MF_TILE_OPS(avx512);
         case GemmKernel::Avx2: return MF_TILE_OPS(avx2);
         default: break;

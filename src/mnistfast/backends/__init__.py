@@ -20,7 +20,8 @@ def get_backend(name="cpp", **options) -> Backend:
     """Return a backend by name (a Backend instance is passed through unchanged).
 
     ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
-    takes ``threads``, ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive") and
+    takes ``threads``, ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive", or a kernel with
+    bf16 operands: "avx512bf16" where the CPU has AVX512-BF16, "generic-bf16" anywhere) and
     ``conv_algorithm`` ("auto", "im2col", "winograd"); cuda takes ``device`` (a GPU index) and
     raises RuntimeError naming what is missing where there is no GPU or driver.
     """
