@@ -31,6 +31,26 @@ def test_round_to_bf16_is_round_to_nearest_even():
     assert (got.view(np.uint32) & 0xFFFF == 0).all()
 
 
+def test_round_to_bf16_flushes_denormals_to_signed_zero():
+    x = np.array([1e-39, -1e-39, np.finfo(np.float32).tiny], np.float32)
+    got = round_to_bf16(x)
+    assert got[0] == 0 and got[1] == 0 and np.signbit(got[1])
+    assert got[2] == np.finfo(np.float32).tiny  # the smallest normal stays
+
+
+@pytest.mark.parametrize("kernel", BF16_KERNELS)
+def test_bf16_kernels_agree_on_denormals_and_nan(kernel):
+    # VDPBF16PS reads a denormal operand as zero; every bf16 path rounds it to zero to match.
+    a = np.array([[1e-39, 0.0], [np.nan, 1.0], [2.0, 3.0]], np.float32)
+    b = np.array([[1e30], [1.0]], np.float32)
+    out = np.empty((3, 1), np.float32)
+    _core.Kernels(1, kernel, "auto").gemm(a, b, out)
+    ref = round_to_bf16(a).astype(np.float64) @ round_to_bf16(b)
+    assert out[0, 0] == 0.0 == ref[0, 0]
+    assert np.isnan(out[1, 0]) and np.isnan(ref[1, 0])
+    assert out[2, 0] == ref[2, 0]
+
+
 def test_auto_never_picks_a_bf16_kernel():
     assert _core.Kernels().gemm_kernel not in BF16_KERNELS
     assert "generic-bf16" in BF16_KERNELS
