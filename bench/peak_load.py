@@ -15,9 +15,12 @@ def spin():
         pass
 
 
+PROBED = ("avx2", "avx512", "avx512bf16")  # the kernels whose instructions have a peak probe
+
+
 def peaks():
-    kernels = [k for k in _core.available_gemm_kernels() + _core.available_bf16_gemm_kernels()
-               if _core.Kernels(1, k, "auto").peak_gflops(1) is not None]
+    available = _core.available_gemm_kernels() + _core.available_bf16_gemm_kernels()
+    kernels = [k for k in PROBED if k in available]
     return {k: [round(_core.Kernels(2, k, "auto").peak_gflops()) for _ in range(3)] for k in kernels}
 
 

@@ -72,8 +72,6 @@ std::vector<GemmKernel> available_bf16_gemm_kernels() {
     return ks;
 }
 
-bool is_bf16(GemmKernel k) { return k == GemmKernel::GenericBf16 || k == GemmKernel::Avx512Bf16; }
-
 GemmKernel float_kernel(GemmKernel k) {
     switch (k) {
         case GemmKernel::GenericBf16: return GemmKernel::Generic;

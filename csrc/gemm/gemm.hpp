@@ -60,7 +60,6 @@ const char* gemm_kernel_name(GemmKernel k);
 std::vector<GemmKernel> available_gemm_kernels();
 std::vector<GemmKernel> available_bf16_gemm_kernels();
 GemmKernel best_gemm_kernel();
-bool is_bf16(GemmKernel k);
 // The float32 kernel of the same instruction set: what the code beside the GEMMs (the direct
 // convolutions, the Winograd transforms) is built for. The bf16 kernels' is AVX-512 or generic.
 GemmKernel float_kernel(GemmKernel k);

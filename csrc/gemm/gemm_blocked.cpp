@@ -105,50 +105,36 @@ void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst
     }
 }
 
-// The bf16 slivers: the same shapes in slots of two K values (see the top of this file), values
-// past kc or past the matrix zero. a_sliver_bf16: slot (p, r) at dst[p * MR + r];
-// b_sliver_bf16: slot (p, c) at dst[p * NR + c], and sums[c] += op(B)[p0 + k, j0 + c] over k.
-template <int MR>
-void pack_a_sliver_bf16(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst_slots) {
+// The bf16 slivers: the same shapes in slots of two K values (see the top of this file). Slot
+// (p, x) of a W-wide sliver is dst[p * W + x] and holds value(2p, x) and value(2p + 1, x), for
+// x < n and k < kc; the rest is zero.
+template <int W, class Value>
+void pack_pairs_bf16(int kc, int n, Value value, float* dst_slots) {
     uint16_t* dst = reinterpret_cast<uint16_t*>(dst_slots);
-    const int slots = (kc + 1) / 2;
-    for (int p = 0; p < slots; ++p) {
-        for (int e = 0; e < 2; ++e) {
-            const int k = 2 * p + e;
-            uint16_t* d = dst + 2 * p * MR + e;
-            if (k >= kc) {
-                for (int r = 0; r < MR; ++r) d[2 * r] = 0;
-                continue;
-            }
-            for (int r = 0; r < mr; ++r) {
-                const float v = g.trans_a ? g.A[(p0 + k) * g.lda + i0 + r] : g.A[(i0 + r) * g.lda + p0 + k];
-                d[2 * r] = to_bf16(v);
-            }
-            for (int r = mr; r < MR; ++r) d[2 * r] = 0;
-        }
+    for (int k = 0; k < 2 * ((kc + 1) / 2); ++k) {
+        uint16_t* d = dst + 2 * (k / 2) * W + k % 2;
+        const int valid = k < kc ? n : 0;
+        for (int x = 0; x < valid; ++x) d[2 * x] = to_bf16(value(k, x));
+        for (int x = valid; x < W; ++x) d[2 * x] = 0;
     }
 }
 
+// Slot (p, r) holds op(A)[i0 + r, p0 + 2p (+1)].
+template <int MR>
+void pack_a_sliver_bf16(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst) {
+    if (g.trans_a) pack_pairs_bf16<MR>(kc, mr, [&](int k, int r) { return g.A[(p0 + k) * g.lda + i0 + r]; }, dst);
+    else pack_pairs_bf16<MR>(kc, mr, [&](int k, int r) { return g.A[(i0 + r) * g.lda + p0 + k]; }, dst);
+}
+
+// Slot (p, c) holds op(B)[p0 + 2p (+1), j0 + c]; with sums, sums[c] += the float32 values, in k order.
 template <int NR>
-void pack_b_sliver_bf16(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst_slots, float* sums) {
-    uint16_t* dst = reinterpret_cast<uint16_t*>(dst_slots);
-    const int slots = (kc + 1) / 2;
-    for (int p = 0; p < slots; ++p) {
-        for (int e = 0; e < 2; ++e) {
-            const int k = 2 * p + e;
-            uint16_t* d = dst + 2 * p * NR + e;
-            if (k >= kc) {
-                for (int c = 0; c < NR; ++c) d[2 * c] = 0;
-                continue;
-            }
-            for (int c = 0; c < nr; ++c) {
-                const float v = g.trans_b ? g.B[(j0 + c) * g.ldb + p0 + k] : g.B[(p0 + k) * g.ldb + j0 + c];
-                d[2 * c] = to_bf16(v);
-                if (sums) sums[c] += v;
-            }
-            for (int c = nr; c < NR; ++c) d[2 * c] = 0;
-        }
-    }
+void pack_b_sliver_bf16(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst, float* sums) {
+    auto value = [&](int k, int c) {
+        const float v = g.trans_b ? g.B[(j0 + c) * g.ldb + p0 + k] : g.B[(p0 + k) * g.ldb + j0 + c];
+        if (sums) sums[c] += v;
+        return v;
+    };
+    pack_pairs_bf16<NR>(kc, nr, value, dst);
 }
 
 // sums[c] += column c of a packed sliver (kc rows of NR), in k order. The zero padding of an

@@ -16,10 +16,6 @@ void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrd
     store_tile_scalar<NR>(acc, st);
 }
 
-}  // namespace mf
-
-namespace mf {
-
 // The portable bf16 kernel: slivers of bf16 pairs (gemm_blocked.cpp), products summed in float32.
 // Slow (every value is widened as it is read); it is the reference the instruction-set kernels
 // are tested against and what runs bf16 where the CPU has no bf16 instructions.

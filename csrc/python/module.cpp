@@ -61,6 +61,12 @@ py::object peak_gflops(const mf::Context& ctx, long iters) {
     return py::none();
 }
 
+std::vector<std::string> kernel_names(const std::vector<mf::GemmKernel>& kernels) {
+    std::vector<std::string> names;
+    for (auto k : kernels) names.emplace_back(mf::gemm_kernel_name(k));
+    return names;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -70,16 +76,10 @@ PYBIND11_MODULE(_core, m) {
     static const int default_threads = mf::max_threads();
     m.def("default_threads", [] { return default_threads; }, "OpenMP's default: OMP_NUM_THREADS, else all cores.");
     m.def("has_openmp", &mf::have_openmp);
-    m.def("available_gemm_kernels", [] {
-        std::vector<std::string> names;
-        for (auto k : mf::available_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
-        return names;
-    }, "The float32 GEMM kernels this CPU runs.");
-    m.def("available_bf16_gemm_kernels", [] {
-        std::vector<std::string> names;
-        for (auto k : mf::available_bf16_gemm_kernels()) names.emplace_back(mf::gemm_kernel_name(k));
-        return names;
-    }, "The GEMM kernels with bf16 operands this CPU runs: 'generic-bf16' everywhere, then those with bf16 instructions.");
+    m.def("available_gemm_kernels", [] { return kernel_names(mf::available_gemm_kernels()); },
+          "The float32 GEMM kernels this CPU runs.");
+    m.def("available_bf16_gemm_kernels", [] { return kernel_names(mf::available_bf16_gemm_kernels()); },
+          "The GEMM kernels with bf16 operands this CPU runs: 'generic-bf16' everywhere, then those with bf16 instructions.");
 
     py::class_<Kernels> k(m, "Kernels");
     k.def(py::init([](int threads, const std::string& kernel, const std::string& conv) {
