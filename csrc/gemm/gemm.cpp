@@ -92,16 +92,18 @@ void sgemm(const GemmArgs& g, GemmKernel kernel) {
     switch (kernel) {
         case GemmKernel::Naive: return sgemm_naive(g);
         case GemmKernel::Generic: break;
-        case GemmKernel::GenericBf16: return sgemm_blocked<MR_YMM, NR_YMM, true>(g, micro_kernel_generic_bf16, BLOCKING_YMM);
+        case GemmKernel::GenericBf16:
+            return sgemm_blocked<MR_YMM, NR_YMM, true>(g, micro_kernel_generic_bf16, BLOCKING_YMM, pack_pairs_generic);
 #if defined(__x86_64__) || defined(_M_X64)
-        case GemmKernel::Avx2: return sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_avx2, BLOCKING_YMM);
-        case GemmKernel::Avx512: return sgemm_blocked<MR_ZMM, NR_ZMM, false>(g, micro_kernel_avx512, BLOCKING_ZMM);
-        case GemmKernel::Avx512Bf16: return sgemm_blocked<MR_ZMM, NR_ZMM, true>(g, micro_kernel_avx512bf16, BLOCKING_ZMM);
+        case GemmKernel::Avx2: return sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_avx2, BLOCKING_YMM, nullptr);
+        case GemmKernel::Avx512: return sgemm_blocked<MR_ZMM, NR_ZMM, false>(g, micro_kernel_avx512, BLOCKING_ZMM, nullptr);
+        case GemmKernel::Avx512Bf16: return sgemm_blocked<MR_ZMM, NR_ZMM, true>(g, micro_kernel_avx512bf16, BLOCKING_ZMM,
+                                                                          pack_pairs_avx512bf16);
 #else
         default: break;
 #endif
     }
-    sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_generic, BLOCKING_YMM);
+    sgemm_blocked<MR_YMM, NR_YMM, false>(g, micro_kernel_generic, BLOCKING_YMM, nullptr);
 }
 
 }  // namespace mf

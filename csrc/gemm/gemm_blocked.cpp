@@ -26,8 +26,8 @@
 #include <cstdlib>
 #include <memory>
 
-#include "gemm/bf16.hpp"
 #include "gemm/gemm_kernel.hpp"
+#include "gemm/pack_bf16.hpp"
 #include "core/parallel.hpp"
 
 namespace mf {
@@ -105,36 +105,19 @@ void pack_b_sliver(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst
     }
 }
 
-// The bf16 slivers: the same shapes in slots of two K values (see the top of this file). Slot
-// (p, x) of a W-wide sliver is dst[p * W + x] and holds value(2p, x) and value(2p + 1, x), for
-// x < n and k < kc; the rest is zero.
-template <int W, class Value>
-void pack_pairs_bf16(int kc, int n, Value value, float* dst_slots) {
-    uint16_t* dst = reinterpret_cast<uint16_t*>(dst_slots);
-    for (int k = 0; k < 2 * ((kc + 1) / 2); ++k) {
-        uint16_t* d = dst + 2 * (k / 2) * W + k % 2;
-        const int valid = k < kc ? n : 0;
-        for (int x = 0; x < valid; ++x) d[2 * x] = to_bf16(value(k, x));
-        for (int x = valid; x < W; ++x) d[2 * x] = 0;
-    }
-}
-
-// Slot (p, r) holds op(A)[i0 + r, p0 + 2p (+1)].
+// The bf16 slivers: the same shapes in slots of two K values (see the top of this file and
+// pack_bf16.hpp). Slot (p, r) holds op(A)[i0 + r, p0 + 2p (+1)].
 template <int MR>
-void pack_a_sliver_bf16(const GemmArgs& g, int i0, int mr, int p0, int kc, float* dst) {
-    if (g.trans_a) pack_pairs_bf16<MR>(kc, mr, [&](int k, int r) { return g.A[(p0 + k) * g.lda + i0 + r]; }, dst);
-    else pack_pairs_bf16<MR>(kc, mr, [&](int k, int r) { return g.A[(i0 + r) * g.lda + p0 + k]; }, dst);
+void pack_a_sliver_bf16(const GemmArgs& g, PairPacker pack, int i0, int mr, int p0, int kc, float* dst) {
+    if (g.trans_a) pack(g.A + p0 * g.lda + i0, g.lda, 1, kc, mr, MR, dst, nullptr);
+    else pack(g.A + i0 * g.lda + p0, 1, g.lda, kc, mr, MR, dst, nullptr);
 }
 
 // Slot (p, c) holds op(B)[p0 + 2p (+1), j0 + c]; with sums, sums[c] += the float32 values, in k order.
 template <int NR>
-void pack_b_sliver_bf16(const GemmArgs& g, int p0, int kc, int j0, int nr, float* dst, float* sums) {
-    auto value = [&](int k, int c) {
-        const float v = g.trans_b ? g.B[(j0 + c) * g.ldb + p0 + k] : g.B[(p0 + k) * g.ldb + j0 + c];
-        if (sums) sums[c] += v;
-        return v;
-    };
-    pack_pairs_bf16<NR>(kc, nr, value, dst);
+void pack_b_sliver_bf16(const GemmArgs& g, PairPacker pack, int p0, int kc, int j0, int nr, float* dst, float* sums) {
+    if (g.trans_b) pack(g.B + j0 * g.ldb + p0, 1, g.ldb, kc, nr, NR, dst, sums);
+    else pack(g.B + p0 * g.ldb + j0, g.ldb, 1, kc, nr, NR, dst, sums);
 }
 
 // sums[c] += column c of a packed sliver (kc rows of NR), in k order. The zero padding of an
@@ -160,7 +143,7 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 }  // namespace
 
 template <int MR, int NR, bool BF16>
-void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, PairPacker pack);
 
 namespace {
 
@@ -172,7 +155,7 @@ double imbalance(int units, int parts) { return static_cast<double>(ceil_div(uni
 // of a training step (128 x 128 x 784) cost more than the packing they shared. Every element is
 // still made by the same tile with the same K order, so results do not change with the threads.
 template <int MR, int NR, bool BF16>
-void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, int threads) {
+void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, PairPacker pack, int threads) {
     const int col_units = ceil_div(g.N, NR), row_units = ceil_div(g.M, MR);
     const int col_parts = std::min(threads, col_units), row_parts = std::min(threads, row_units);
     const double col_cost = imbalance(col_units, col_parts) / col_parts, row_cost = imbalance(row_units, row_parts) / row_parts;
@@ -202,7 +185,7 @@ void split_among_threads(const GemmArgs& g, MicroKernel kernel, const Blocking& 
             if (s.ep.mask) s.ep.mask += i0 * s.ep.ldmask;
             if (t > 0) s.b_colsum = nullptr;  // every part packs all of B: the first one sums it
         }
-        sgemm_blocked<MR, NR, BF16>(s, kernel, blk);
+        sgemm_blocked<MR, NR, BF16>(s, kernel, blk, pack);
     }
 }
 
@@ -231,7 +214,7 @@ void add_partial_row(const GemmArgs& g, int i, const float* partial) {
 }
 
 template <int MR, int NR, bool BF16>
-void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
+void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, PairPacker pack) {
     // The first half ends where split_among_threads would end a 2-way split of K rows (MR is even:
     // a bf16 pair never straddles the halves).
     static_assert(MR % 2 == 0, "k_split's halves must start at even k");
@@ -270,7 +253,7 @@ void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                 s.ldc = g.N;
                 s.beta = 0.0f;
             }
-            sgemm_blocked<MR, NR, BF16>(s, kernel, blk);
+            sgemm_blocked<MR, NR, BF16>(s, kernel, blk, pack);
         }
 #ifdef MNISTFAST_HAVE_OPENMP
 #pragma omp for schedule(static)
@@ -282,7 +265,7 @@ void k_split(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
 }  // namespace
 
 template <int MR, int NR, bool BF16>
-void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, PairPacker pack) {
     const int MC = blk.mc, KC = blk.kc, NC = blk.nc;
     if (g.N == 0) return;
     if (g.M == 0) {
@@ -291,9 +274,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     }
     if (g.K == 0) return scale_only(g);
     const long macs = static_cast<long>(g.M) * g.N * g.K;
-    if (k_split_pays<MR>(g, macs)) return k_split<MR, NR, BF16>(g, kernel, blk);
+    if (k_split_pays<MR>(g, macs)) return k_split<MR, NR, BF16>(g, kernel, blk, pack);
     const int threads = (g.single_thread || macs < MIN_PARALLEL_MACS) ? 1 : max_threads();
-    if (threads > 1) return split_among_threads<MR, NR, BF16>(g, kernel, blk, threads);
+    if (threads > 1) return split_among_threads<MR, NR, BF16>(g, kernel, blk, pack, threads);
 
     // Equal K blocks of at most KC: at KC = 256, K = 784 becomes 4 x 196 rather than 3 x 256 + 16.
     // A slot holds K_PER_SLOT values of K, and blocks start at a multiple of it.
@@ -337,7 +320,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                             const int j0 = jc + s * NR, nr = std::min(NR, nc - s * NR);
                             float* dst = b_pack + s * NR * slots;
                             if constexpr (BF16) {
-                                pack_b_sliver_bf16<NR>(g, pc, kc, j0, nr, dst, sums ? sums + s * NR : nullptr);
+                                pack_b_sliver_bf16<NR>(g, pack, pc, kc, j0, nr, dst, sums ? sums + s * NR : nullptr);
                             } else {
                                 pack_b_sliver<NR>(g, pc, kc, j0, nr, dst);
                                 if (sums) add_sliver_sums<NR>(dst, kc, sums + s * NR);
@@ -348,7 +331,7 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
                         const int mr = std::min(MR, mc - s * MR);
                         if (a_in_place && mr == MR) continue;
                         float* dst = a_pack + s * MR * slots;
-                        if constexpr (BF16) pack_a_sliver_bf16<MR>(g, ic + s * MR, mr, pc, kc, dst);
+                        if constexpr (BF16) pack_a_sliver_bf16<MR>(g, pack, ic + s * MR, mr, pc, kc, dst);
                         else pack_a_sliver<MR>(g, ic + s * MR, mr, pc, kc, dst);
                     }
                     // Tiles in jr-major order, so consecutive tiles share a B sliver.
@@ -385,9 +368,9 @@ void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk) {
     }
 }
 
-template void sgemm_blocked<MR_YMM, NR_YMM, false>(const GemmArgs&, MicroKernel, const Blocking&);
-template void sgemm_blocked<MR_ZMM, NR_ZMM, false>(const GemmArgs&, MicroKernel, const Blocking&);
-template void sgemm_blocked<MR_YMM, NR_YMM, true>(const GemmArgs&, MicroKernel, const Blocking&);
-template void sgemm_blocked<MR_ZMM, NR_ZMM, true>(const GemmArgs&, MicroKernel, const Blocking&);
+template void sgemm_blocked<MR_YMM, NR_YMM, false>(const GemmArgs&, MicroKernel, const Blocking&, PairPacker);
+template void sgemm_blocked<MR_ZMM, NR_ZMM, false>(const GemmArgs&, MicroKernel, const Blocking&, PairPacker);
+template void sgemm_blocked<MR_YMM, NR_YMM, true>(const GemmArgs&, MicroKernel, const Blocking&, PairPacker);
+template void sgemm_blocked<MR_ZMM, NR_ZMM, true>(const GemmArgs&, MicroKernel, const Blocking&, PairPacker);
 
 }  // namespace mf

@@ -10,6 +10,7 @@
 #include <cstddef>
 
 #include "gemm/gemm.hpp"
+#include "gemm/pack_bf16.hpp"
 
 namespace mf {
 
@@ -57,10 +58,10 @@ struct Blocking {
 };
 
 // The blocked driver for an MR x NR micro-kernel (instantiated for the two tile shapes above), on
-// float32 operands or (BF16) on operands rounded to bf16 and packed in pairs: the kernel's kc and
-// strides then count slots of two bf16 values.
+// float32 operands or (BF16) on operands rounded to bf16 and packed in pairs by `pack` (unused for
+// float32): the kernel's kc and strides then count slots of two bf16 values.
 template <int MR, int NR, bool BF16>
-void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk);
+void sgemm_blocked(const GemmArgs& g, MicroKernel kernel, const Blocking& blk, PairPacker pack);
 
 void micro_kernel_generic(int kc, const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs, const float* b,
                           std::ptrdiff_t b_step, const TileStore& st);
