@@ -102,7 +102,16 @@ PYBIND11_MODULE(_core, m) {
             if (threads < 1) throw py::value_error("Kernels: threads must be >= 1, got " + std::to_string(threads));
             s.ctx.threads = threads;
         });
-    k.def_property_readonly("gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.ctx.gemm)); });
+    // Settable between calls too: a backend switches between float32 and bf16 operands (precision).
+    k.def_property(
+        "gemm_kernel", [](const Kernels& s) { return std::string(mf::gemm_kernel_name(s.ctx.gemm)); },
+        [](Kernels& s, const std::string& kernel) {
+            try {
+                s.ctx.gemm = mf::parse_gemm_kernel(kernel);
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(std::string("Kernels: ") + e.what());
+            }
+        });
     k.def_property_readonly("conv_algorithm",
                             [](const Kernels& s) { return std::string(mf::conv_algorithm_name(s.ctx.conv)); });
     k.def("peak_gflops", method(&peak_gflops), py::arg("iters") = 50'000'000L,

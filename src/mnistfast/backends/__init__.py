@@ -22,7 +22,8 @@ def get_backend(name="cpp", **options) -> Backend:
     ``options`` go to the backend: the numpy reference takes ``dtype`` (e.g. ``np.float64``); cpp
     takes ``threads``, ``gemm_kernel`` ("auto", "avx512", "avx2", "generic", "naive", or a kernel with
     bf16 operands: "avx512bf16" where the CPU has AVX512-BF16, "generic-bf16" anywhere) and
-    ``conv_algorithm`` ("auto", "im2col", "winograd"); cuda takes ``device`` (a GPU index) and
+    ``conv_algorithm`` ("auto", "im2col", "winograd") and ``precision`` ("fp32" or "bf16", see
+    ``mnistfast.precision``); cuda takes ``device`` (a GPU index) and
     raises RuntimeError naming what is missing where there is no GPU or driver.
     """
     if isinstance(name, Backend):

@@ -64,6 +64,26 @@ class Backend:
     # GPU to read them, so it leaves them out.
     array_view = ArrayView()
     checks_values = True
+    # bf16 GEMM operands (mnistfast.precision): "hardware", "emulated" or None.
+    bf16_support = None
+    precision = "fp32"
+
+    def bf16_missing(self) -> str:
+        """Why this backend cannot run bf16, for the note that says it runs fp32 instead."""
+        return f"the {self.name} backend"
+
+    def set_precision(self, precision: str) -> None:
+        """Run GEMM operands in ``"fp32"`` or ``"bf16"`` from now on (``mnistfast.precision``);
+        ValueError for bf16 where ``bf16_support`` is None."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision == "bf16" and self.bf16_support is None:
+            raise ValueError(f"bf16 is not available on {self.bf16_missing()}")
+        self._use_precision(precision)
+        self.precision = precision
+
+    def _use_precision(self, precision: str) -> None:
+        """Switch the kernels (backends with ``bf16_support``)."""
 
     # -- arrays ---------------------------------------------------------------------------------
     def empty(self, shape, dtype=None):

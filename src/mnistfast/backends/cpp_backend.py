@@ -1,7 +1,9 @@
 """The compiled C++ kernels (float32). The extension checks every argument itself.
 
 Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic",
-conv_algorithm="im2col")``. The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
+conv_algorithm="im2col", precision="bf16")`` (``precision``: see ``mnistfast.precision``; bf16
+runs the AVX512-BF16 GEMM kernel and needs a CPU that has it; by default fp32, or bf16 when
+``gemm_kernel`` names a bf16 kernel). The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
 ``OMP_NUM_THREADS``, else the CPUs this process may use (its affinity and cgroup quota: see
 ``mnistfast.cpus``), divided with other trainings on the machine while ``fit`` runs when nobody
 chose it (see ``mnistfast.core_share``). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
@@ -31,7 +33,7 @@ class CppBackend(Backend):
     dtype = np.dtype(np.float32)
 
     def __init__(self, dtype=np.float32, threads: int | None = None, gemm_kernel: str = "auto",
-                 conv_algorithm: str = "auto"):
+                 conv_algorithm: str = "auto", precision: str | None = None):
         if _core is None:
             raise ImportError(
                 "the cpp backend needs the compiled extension mnistfast._core, which failed to import "
@@ -47,6 +49,16 @@ class CppBackend(Backend):
             threads = cpus.usable_cpus()
         threads = check_threads(int(threads) if isinstance(threads, np.integer) else threads, "cpp backend: threads")
         self._k = _core.Kernels(threads, gemm_kernel, conv_algorithm)
+        # The GEMM kernel of each precision: a bf16 kernel named here makes bf16 the start.
+        bf16_kernels = _core.available_bf16_gemm_kernels()
+        chosen = self._k.gemm_kernel
+        if chosen in bf16_kernels:
+            self._kernel_of = {"fp32": _FLOAT_KERNEL_OF[chosen], "bf16": chosen}
+            self.precision = "bf16"
+        else:
+            self._kernel_of = {"fp32": chosen, "bf16": "avx512bf16" if "avx512bf16" in bf16_kernels else None}
+        if precision is not None and precision != self.precision:
+            self.set_precision(precision)
         # Every kernel of the table that this class does not wrap is the extension's own method,
         # bound directly: its Python signature is the table's, and a call costs no extra frame.
         for name in KERNELS:
@@ -66,6 +78,23 @@ class CppBackend(Backend):
 
     def _set_threads(self, n: int) -> None:
         self._k.threads = n
+
+    @property
+    def bf16_support(self):
+        """"hardware" on AVX512-BF16, "emulated" when built on "generic-bf16", None otherwise."""
+        kernel = self._kernel_of["bf16"]
+        return None if kernel is None else ("emulated" if kernel == "generic-bf16" else "hardware")
+
+    @property
+    def bf16_kernel(self) -> str | None:
+        """The GEMM kernel that runs bf16 on this backend (None: none here)."""
+        return self._kernel_of["bf16"]
+
+    def bf16_missing(self) -> str:
+        return "this CPU (the cpp backend's bf16 kernels need AVX512-BF16)"
+
+    def _use_precision(self, precision: str) -> None:
+        self._k.gemm_kernel = self._kernel_of[precision]
 
     @property
     def gemm_kernel(self) -> str:
@@ -102,8 +131,12 @@ class CppBackend(Backend):
                                             relu_mask, dx)
 
     def __repr__(self) -> str:
-        return f"<CppBackend float32, {self.threads} threads, gemm {self.gemm_kernel}, conv {self.conv_algorithm}>"
+        return (f"<CppBackend float32, {self.precision} GEMM operands, {self.threads} threads, gemm {self.gemm_kernel}, "
+                f"conv {self.conv_algorithm}>")
 
+
+# The float32 kernel of the same instruction set as each bf16 kernel.
+_FLOAT_KERNEL_OF = {"generic-bf16": "generic", "avx512bf16": "avx512"}
 
 # The kernels whose Python signature differs from the extension's (pairs unpacked, a fallback).
 _WRAPPED = ("gemm", "conv2d_forward", "conv2d_backward", "conv2d_maxpool_forward", "conv2d_maxpool_backward")

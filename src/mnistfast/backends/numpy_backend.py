@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..bf16 import round_to_bf16
 from .base import Backend, checked
 from .contract import conv_geometry
 
@@ -42,24 +43,37 @@ class NumpyBackend(Backend):
         if self.dtype.kind != "f":
             raise ValueError(f"numpy backend: dtype must be a float type, got {self.dtype}")
 
+    # -- precision (mnistfast.precision) ---------------------------------------------------------
+    bf16_support = "emulated"  # in any float dtype: float64 sums the rounded operands' products exactly
+
+    def _use_precision(self, precision: str) -> None:
+        pass  # _mm reads self.precision
+
+    def _mm(self, a, b):
+        """The matrix product of every GEMM-shaped kernel: in bf16, of the operands rounded to bf16
+        (their products are exact in float32), summed in the backend's dtype."""
+        if self.precision == "bf16":
+            return round_to_bf16(a).astype(self.dtype) @ round_to_bf16(b).astype(self.dtype)
+        return a @ b
+
     # -- dense ------------------------------------------------------------------------------------
     @checked("gemm")
     def _gemm(self, a, b, out, trans_a, trans_b, alpha, beta):
         A, B = (a.T if trans_a else a), (b.T if trans_b else b)
-        prod = A @ B
+        prod = self._mm(A, B)
         out[...] = alpha * prod if beta == 0.0 else alpha * prod + beta * out
         return out
 
     @checked()
     def linear_forward(self, x, w, b, out, relu=False):
-        out[...] = x @ w + b
+        out[...] = self._mm(x, w) + b
         if relu:
             np.maximum(out, 0, out=out)
         return out
 
     @checked()
     def linear_backward_input(self, dy, w, y, out):
-        out[...] = dy @ w.T
+        out[...] = self._mm(dy, w.T)
         if y is not None:
             out *= y > 0
         return out
@@ -117,7 +131,7 @@ class NumpyBackend(Backend):
         geom = conv_geometry("conv2d_forward", h, wd, oh, ow, kernel, stride, padding)
         kh, kw = geom[:2]
         cols = self._patches(x, oh, ow, *geom).reshape(n * oh * ow, kh * kw * c)
-        y = cols @ w + (0 if b is None else b)
+        y = self._mm(cols, w) + (0 if b is None else b)
         out[...] = (np.maximum(y, 0) if relu else y).reshape(out.shape)
         return out
 
@@ -128,12 +142,12 @@ class NumpyBackend(Backend):
         geom = conv_geometry("conv2d_backward", h, wd, oh, ow, kernel, stride, padding)
         kh, kw, sh, sw, ph, pw, pb, pr = geom
         dy2 = dy.reshape(-1, f)
-        dw[...] = self._patches(x, oh, ow, *geom).reshape(-1, kh * kw * c).T @ dy2
+        dw[...] = self._mm(self._patches(x, oh, ow, *geom).reshape(-1, kh * kw * c).T, dy2)
         if db is not None:
             db[...] = dy2.sum(axis=0)
         if dx is None:
             return
-        g = (dy2 @ w.T).reshape(n, oh, ow, kh, kw, c)  # col2im: each patch entry back to its pixel
+        g = self._mm(dy2, w.T).reshape(n, oh, ow, kh, kw, c)  # col2im: each patch entry back to its pixel
         dxp = np.zeros((n, h + ph + pb, wd + pw + pr, c), dtype=dx.dtype)
         for ky in range(kh):
             for kx in range(kw):
