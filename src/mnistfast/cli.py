@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, metavar="DIR", help="where history.json and model.npz go (default runs/MODEL)")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="0 silent, 1 a progress bar per epoch, 2 one line per epoch")
+    t.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                   help="GEMM operands in fp32 or bf16 (float32 weights and sums either way); auto: bf16 where "
+                        "the CPU has bf16 dot-product instructions (default fp32)")
     t.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for the C++ kernels (default: MNISTFAST_NUM_THREADS, else the CPUs this "
                         "process may use)")
@@ -491,6 +494,8 @@ def _train(args, run_dir) -> int:
     from .ensemble import Ensemble
     from .image_files import parse_size
     from .preprocessing import Preprocessing
+    from .precision import describe as describe_precision
+    from .precision import resolve as resolve_precision
     from .presets import RECIPES
     from .storage import write_directory, write_json
 
@@ -498,6 +503,9 @@ def _train(args, run_dir) -> int:
     recipe = RECIPES[args.model]
     split = recipe.validation_split if args.validation_split is None else args.validation_split
     backend = get_backend(args.backend, **({"threads": args.threads} if args.backend == "cpp" and args.threads else {}))
+    precision, why = resolve_precision(getattr(args, "precision", "fp32"), backend)  # older checkpoints lack it
+    if why:
+        print(f"mnistfast: note: {why}", file=sys.stderr)
     # Raw pixels in; the model records its preprocessing (and standardize's statistics) and
     # applies it, so the saved model takes raw pixels later too. Model selection (the plateau
     # callback) sees only the validation split; the test set is evaluated once, at the end.
@@ -537,7 +545,8 @@ def _train(args, run_dir) -> int:
         who = f" (member {k + 1} of {args.ensemble}, seed {seed})" if args.ensemble > 1 else ""
         print(f"{model}{who} on {len(X)} training images ({len(Xt)} test); batch {fit_kwargs['batch_size']}, "
               f"{fit_kwargs['optimizer']} ({fit_kwargs['lr_schedule']}), {fit_kwargs['epochs']} epochs"
-              + (f", {fit_kwargs['augment']}" if "augment" in fit_kwargs else ""))
+              + (f", {fit_kwargs['augment']}" if "augment" in fit_kwargs else "")
+              + f", precision {describe_precision(backend, precision)}")
         saver = None
         if ckpt is not None:
             done, past = 0, []
@@ -552,7 +561,7 @@ def _train(args, run_dir) -> int:
             fit_kwargs["initial_epoch"] = done
         t0 = time.perf_counter()
         try:
-            history = model.fit(X, y, validation_data=val, verbose=args.verbose, **fit_kwargs)
+            history = model.fit(X, y, validation_data=val, verbose=args.verbose, precision=precision, **fit_kwargs)
         except KeyboardInterrupt:
             if saver is None or not ckpt.exists():
                 raise
@@ -567,7 +576,7 @@ def _train(args, run_dir) -> int:
         config = _recorded(args)
         config.update(seed=seed, optimizer=repr(fit_kwargs["optimizer"]), lr_schedule=str(fit_kwargs["lr_schedule"]),
                       epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"], validation_split=split,
-                      augment=repr(fit_kwargs.get("augment")), out=str(out))
+                      augment=repr(fit_kwargs.get("augment")), out=str(out), precision=precision)
         records.append({"config": config, "epochs": epochs, "train_time_s": train_time, "test_loss": test["loss"],
                         "test_accuracy": test["accuracy"]})
         members.append(model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .fusion import FusionPlan, check_fusions
 from .layers import Layer
 from .layers.base import Buffers, api_shape, internal_shape
 from .optim import SGD, Adam, AdamW, Optimizer
+from .precision import check_precision, using
 from .schedules import make_schedule
 from .storage import MODEL_FORMAT, write_model
 from .training import BatchSource, LastGoodWeights, TrainingMetrics
@@ -310,7 +312,7 @@ class Sequential:
     @_one_call_at_a_time
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
             lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int = 1, callbacks=(), augment=None, initial_epoch: int = 0) -> History:
+            verbose: int = 1, callbacks=(), augment=None, initial_epoch: int = 0, precision: str | None = None) -> History:
         """Mini-batch training; returns a :class:`History`.
 
         ``X`` (and ``validation_data``'s) may be, on the cuda backend, a GPU array (CuPy, PyTorch
@@ -331,7 +333,19 @@ class Sequential:
         ``initial_epoch``: the epochs already trained (as in Keras): training runs epochs
         ``initial_epoch + 1 .. epochs`` on the schedule of a run of ``epochs``, so a run stopped
         and resumed from a checkpoint (``mnistfast.checkpoint``) continues as if never stopped.
+        ``precision``: ``"fp32"``, ``"bf16"`` or ``"auto"`` for this ``fit`` (``mnistfast.precision``:
+        bf16 rounds the GEMM operands and keeps float32 weights and optimizer state; where the
+        backend has no bf16 a note says so and fp32 runs); ``None`` keeps the backend's.
         """
+        if precision is not None:
+            check_precision(precision)
+        note = (lambda why: print(f"mnistfast: note: {why}", file=sys.stderr)) if verbose else (lambda why: None)
+        with using(self.backend, precision, note):
+            return self._fit(X, y, epochs, batch_size, lr, optimizer, lr_schedule, validation_data, validation_split,
+                             shuffle, verbose, callbacks, augment, initial_epoch)
+
+    def _fit(self, X, y, epochs, batch_size, lr, optimizer, lr_schedule, validation_data, validation_split, shuffle,
+             verbose, callbacks, augment, initial_epoch) -> History:
         (X, y, on_device), validation = self._fit_data(X, y, validation_data, validation_split)
         epochs, batch_size, initial_epoch = self._fit_counts(epochs, batch_size, initial_epoch, X.shape[0])
         optimizer, be = _fit_optimizer(optimizer, lr), self.backend
