@@ -177,14 +177,24 @@ def conv_flops(N, H, W, C, F, backward=False, with_dx=True):
     return 2.0 * macs * ((2 if with_dx else 1) if backward else 1)
 
 
-def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None):
-    """One epoch of ``mf.CNN("basic")`` with Adam; returns the epoch's own time."""
+def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None, precision="fp32"):
+    """One epoch of ``mf.CNN("basic")`` with Adam in ``precision``; returns the epoch's own time."""
     from ..optim import Adam
     from ..presets import CNN
 
     model = CNN("basic", backend=_backend(backend, threads), seed=seed)
     opt = Adam(lr=CNN_LR)
-    return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0).history["time"][0]
+    return lambda: model.fit(X, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0,
+                             precision=precision).history["time"][0]
+
+
+def bf16_hardware(threads=None) -> str | None:
+    """The cpp backend's bf16 GEMM kernel where the CPU has bf16 instructions, else None: the
+    bench's bf16 contenders run only there (emulation would time the emulation)."""
+    from ..backends import CppBackend
+
+    be = CppBackend(threads=threads)
+    return be.bf16_kernel if be.bf16_support == "hardware" else None
 
 
 def torch_cnn_epoch(X, y, batch_size, threads, seed=0):
@@ -376,21 +386,27 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
 
     # The basic CNN: cpp against PyTorch (the numpy reference takes minutes per epoch here).
     flops = cnn_epoch_flops(len(X))
-    log(f"\nbasic CNN, Adam, batch {CNN_BATCH}: one epoch (s)   {'cpp':>8} {'pytorch':>8}   cpp vs torch   "
-        f"cpp GF/s  % peak")
+    bf16 = bf16_hardware(threads)
+    report["machine"]["bf16_kernel"] = bf16
+    log(f"\nbasic CNN, Adam, batch {CNN_BATCH}: one epoch (s)   {'cpp':>8} {'cpp bf16':>8} {'pytorch':>8}   "
+        f"cpp vs torch   bf16 vs fp32   cpp GF/s  % peak")
     runners = {"cpp": mnistfast_cnn_epoch(X, y, CNN_BATCH, threads=threads)}
+    if bf16:
+        runners["cpp bf16"] = mnistfast_cnn_epoch(X, y, CNN_BATCH, threads=threads, precision="bf16")
     if include_torch and have_torch():
         runners["pytorch"] = torch_cnn_epoch(X, y, CNN_BATCH, threads)
     med = interleaved_medians(runners, max(1, rounds // 2))
     gf = flops / med["cpp"] / 1e9
     row = {"config": f"basic CNN batch {CNN_BATCH}", "epoch_s": med, "epoch_gflop": flops / 1e9, "cpp_gflops": gf,
            "flop_limit_s": flops / (peak * 1e9) if peak else None,
-           "speedup_vs_pytorch": med["pytorch"] / med["cpp"] if "pytorch" in med else None}
+           "speedup_vs_pytorch": med["pytorch"] / med["cpp"] if "pytorch" in med else None,
+           "bf16_speedup_vs_fp32": med["cpp"] / med["cpp bf16"] if "cpp bf16" in med else None}
     report["cnn"].append(row)
-    torch_cell = f"{med['pytorch']:8.2f}" if "pytorch" in med else f"{'-':>8}"
+    cell = {k: f"{med[k]:8.2f}" if k in med else f"{'-':>8}" for k in ("cpp bf16", "pytorch")}
     vs = f"{row['speedup_vs_pytorch']:.2f}x" if row["speedup_vs_pytorch"] else "-"
+    vs_bf16 = f"{row['bf16_speedup_vs_fp32']:.2f}x" if bf16 else "- (no bf16 instructions)"
     pct = f"{100 * gf / peak:6.0f}%" if peak else "-"
-    log(f"{'':<40} {med['cpp']:8.2f} {torch_cell}   {vs:>12}   {gf:8.1f} {pct}")
+    log(f"{'':<40} {med['cpp']:8.2f} {cell['cpp bf16']} {cell['pytorch']}   {vs:>12}   {vs_bf16:>12}   {gf:8.1f} {pct}")
     if include_torch and not have_torch():
         log("(pytorch column empty: torch is not installed; `pip install torch` adds it)")
     return report
@@ -442,13 +458,13 @@ def torch_fast_cnn_run(X, y, Xt, yt, threads, seed=0):
     return seconds, acc
 
 
-def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0):
-    """``mf.CNN("fast")`` with its recipe on cpp: (training seconds, test accuracy)."""
+def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0, precision="fp32"):
+    """``mf.CNN("fast")`` with its recipe on cpp in ``precision``: (training seconds, test accuracy)."""
     from ..presets import CNN
 
     model = CNN("fast", backend=_backend("cpp", threads), seed=seed)
     t0 = time.perf_counter()
-    model.fit(X, y, verbose=0, **model.recipe.fit_kwargs())
+    model.fit(X, y, verbose=0, precision=precision, **model.recipe.fit_kwargs())
     seconds = time.perf_counter() - t0
     return seconds, model.evaluate(Xt, yt)["accuracy"]
 
@@ -462,23 +478,33 @@ def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -
     steady_allocator()
     threads = CppBackend(threads=threads).threads
     (X, y), (Xt, yt) = load_mnist()
-    runs = {"cpp": [], "pytorch": []}
+    bf16 = bf16_hardware(threads)
+    runs = {"cpp": [], "cpp bf16": [], "pytorch": []}
     log(f"cnn-fast recipe (conv 24 5x5, pool, conv 32 3x3, pool, dense 256; Adam one-cycle, 1 epoch, batch 256), "
-        f"{threads} threads")
-    log(f"{'seed':>4} {'cpp s':>7} {'cpp acc':>8} {'torch s':>8} {'torch acc':>9}")
+        f"{threads} threads" + (f"; bf16 on {bf16}" if bf16 else "; no bf16 instructions: fp32 only"))
+    log(f"{'seed':>4} {'cpp s':>7} {'cpp acc':>8} {'bf16 s':>7} {'bf16 acc':>8} {'torch s':>8} {'torch acc':>9}")
+    nan = (float("nan"), float("nan"))
     for seed in range(seeds):
         time.sleep(SETTLE_S)
         runs["cpp"].append(mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed))
+        if bf16:
+            time.sleep(SETTLE_S)
+            runs["cpp bf16"].append(mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed, precision="bf16"))
         if include_torch and have_torch():
             time.sleep(SETTLE_S)
             runs["pytorch"].append(torch_fast_cnn_run(X, y, Xt, yt, threads, seed))
-        t = runs["pytorch"][-1] if runs["pytorch"] else (float("nan"), float("nan"))
-        log(f"{seed:>4} {runs['cpp'][-1][0]:7.2f} {runs['cpp'][-1][1]:8.4f} {t[0]:8.2f} {t[1]:9.4f}")
+        b = runs["cpp bf16"][-1] if runs["cpp bf16"] else nan
+        t = runs["pytorch"][-1] if runs["pytorch"] else nan
+        log(f"{seed:>4} {runs['cpp'][-1][0]:7.2f} {runs['cpp'][-1][1]:8.4f} {b[0]:7.2f} {b[1]:8.4f} {t[0]:8.2f} "
+            f"{t[1]:9.4f}")
     summary = {k: {"median_s": float(np.median([s for s, _ in v])), "mean_accuracy": float(np.mean([a for _, a in v])),
                    "runs": v} for k, v in runs.items() if v}
     line = " - ".join(f"{k}: median {v['median_s']:.2f} s, mean accuracy {v['mean_accuracy']:.4f}"
                       for k, v in summary.items())
-    if "pytorch" in summary:
-        line += f" - cpp is {summary['pytorch']['median_s'] / summary['cpp']['median_s']:.2f}x faster"
+    for k in ("cpp", "cpp bf16"):
+        if "pytorch" in summary and k in summary:
+            line += f" - {k} is {summary['pytorch']['median_s'] / summary[k]['median_s']:.2f}x faster than pytorch"
+    if "cpp bf16" in summary:
+        line += f" - bf16 is {summary['cpp']['median_s'] / summary['cpp bf16']['median_s']:.2f}x faster than fp32"
     log(line)
     return summary
