@@ -270,3 +270,16 @@ def test_train_bf16_without_the_instructions_says_so_once(no_bf16_cpu, small_mni
     printed = capsys.readouterr()
     assert printed.err.count("mnistfast: note: bf16 is not available on this CPU") == 1
     assert "precision fp32" in printed.out and history["config"]["precision"] == "fp32"
+
+
+# -- the bench's bf16 contenders -----------------------------------------------------------------
+def test_bench_runs_pytorch_bf16_autocast_when_installed(mnist_small):
+    from mnistfast.bench.cpu import have_torch, mnistfast_fast_cnn_run, torch_fast_cnn_run
+
+    (X, y), (Xt, yt) = mnist_small
+    seconds, accuracy = mnistfast_fast_cnn_run(X, y, Xt[:500], yt[:500], 2, precision="bf16")
+    assert seconds > 0 and accuracy > 0.5
+    if not have_torch():
+        pytest.skip("torch is not installed: the bench leaves its PyTorch columns empty")
+    seconds, accuracy = torch_fast_cnn_run(X, y, Xt[:500], yt[:500], 2, bf16_autocast=True)
+    assert seconds > 0 and accuracy > 0.5
