@@ -11,17 +11,13 @@
 #include <cstdint>
 
 #include "gemm/pack_bf16.hpp"
+#include "gemm/store_zmm.hpp"
 
 namespace mf {
 
 namespace {
 
 constexpr int LANES = 16;  // floats per zmm, slots per zmm
-
-inline __mmask16 first_lanes(int n) {
-    n = n < 0 ? 0 : (n > LANES ? LANES : n);
-    return static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // 16 slots from rows k (low halves) and k + 1 (high halves).
 inline __m512i interleave_pairs(__m512 even, __m512 odd) {
@@ -33,7 +29,7 @@ inline __m512i interleave_pairs(__m512 even, __m512 odd) {
 void pack_along_x(const float* src, std::ptrdiff_t k_stride, int kc, int n, int W, float* dst, float* sums) {
     const int slots = (kc + 1) / 2;
     for (int x0 = 0; x0 < W; x0 += LANES) {
-        const __mmask16 load = first_lanes(n - x0), store = first_lanes(W - x0);
+        const __mmask16 load = lanes_mask(n - x0), store = lanes_mask(W - x0);
         __m512 sum = sums ? _mm512_maskz_loadu_ps(load, sums + x0) : _mm512_setzero_ps();
         for (int p = 0; p < slots; ++p) {
             const float* even = src + 2 * p * k_stride + x0;
@@ -54,10 +50,10 @@ void pack_along_k(const float* src, std::ptrdiff_t x_stride, int kc, int n, int 
         const float* row = src + x * x_stride;
         for (int p0 = 0; p0 < slots; p0 += LANES) {
             const int k0 = 2 * p0;
-            const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(kc - k0), row + k0);
-            const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(kc - k0 - LANES), row + k0 + LANES);
+            const __m512 lo = _mm512_maskz_loadu_ps(lanes_mask(kc - k0), row + k0);
+            const __m512 hi = _mm512_maskz_loadu_ps(lanes_mask(kc - k0 - LANES), row + k0 + LANES);
             const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            _mm512_mask_i32scatter_epi32(dst + p0 * W + x, first_lanes(slots - p0), slot_offsets, pairs, 4);
+            _mm512_mask_i32scatter_epi32(dst + p0 * W + x, lanes_mask(slots - p0), slot_offsets, pairs, 4);
         }
         if (sums) {
             float s = sums[x];  // one value at a time, in k order, as every packer sums

@@ -312,7 +312,8 @@ class Sequential:
     @_one_call_at_a_time
     def fit(self, X, y, epochs: int = 1, batch_size: int = 128, lr=None, optimizer: Optimizer | None = None,
             lr_schedule="constant", validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int = 1, callbacks=(), augment=None, initial_epoch: int = 0, precision: str | None = None) -> History:
+            verbose: int = 1, callbacks=(), augment=None, initial_epoch: int = 0,
+            precision: str | None = None) -> History:
         """Mini-batch training; returns a :class:`History`.
 
         ``X`` (and ``validation_data``'s) may be, on the cuda backend, a GPU array (CuPy, PyTorch

@@ -3,8 +3,8 @@
 Settings belong to the backend object: ``CppBackend(threads=4, gemm_kernel="generic",
 conv_algorithm="im2col", precision="bf16")`` (``precision``: see ``mnistfast.precision``; bf16
 runs the AVX512-BF16 GEMM kernel and needs a CPU that has it; by default fp32, or bf16 when
-``gemm_kernel`` names a bf16 kernel). The thread count defaults to ``MNISTFAST_NUM_THREADS`` when set, else
-``OMP_NUM_THREADS``, else the CPUs this process may use (its affinity and cgroup quota: see
+``gemm_kernel`` names a bf16 kernel). The thread count defaults to ``MNISTFAST_NUM_THREADS``
+when set, else ``OMP_NUM_THREADS``, else the CPUs this process may use (its affinity and cgroup quota: see
 ``mnistfast.cpus``), divided with other trainings on the machine while ``fit`` runs when nobody
 chose it (see ``mnistfast.core_share``). ``conv_algorithm="auto"`` computes 3x3 stride-1 convolutions of 16 or
 more channels in and out by Winograd's F(2x2, 3x3) and the rest as im2col + GEMM.
@@ -131,8 +131,8 @@ class CppBackend(Backend):
                                             relu_mask, dx)
 
     def __repr__(self) -> str:
-        return (f"<CppBackend float32, {self.precision} GEMM operands, {self.threads} threads, gemm {self.gemm_kernel}, "
-                f"conv {self.conv_algorithm}>")
+        return (f"<CppBackend float32, {self.precision} GEMM operands, {self.threads} threads, "
+                f"gemm {self.gemm_kernel}, conv {self.conv_algorithm}>")
 
 
 # The float32 kernel of the same instruction set as each bf16 kernel.
