@@ -188,6 +188,18 @@ def mnistfast_cnn_epoch(X, y, batch_size, backend="cpp", seed=0, threads=None, p
                              precision=precision).history["time"][0]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the report: figures hold for one CPU only."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def bf16_hardware(threads=None) -> str | None:
     """The cpp backend's bf16 GEMM kernel where the CPU has bf16 instructions, else None: the
     bench's bf16 contenders run only there (emulation would time the emulation)."""
@@ -325,7 +337,8 @@ def run(rounds: int = 5, gemm_rounds: int = 30, threads: int | None = None, incl
     threads = be.threads
     peak = be.peak_gflops()
     report = {
-        "machine": {"processor": platform.processor() or platform.machine(), "threads": threads,
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+                    "threads": threads,
                     "measured_peak_gflops": peak, "gemm_kernel": be.gemm_kernel,
                     "numpy": np.__version__},
         "gemm": [], "train": [], "conv": [], "cnn": [],
@@ -488,15 +501,45 @@ def mnistfast_fast_cnn_run(X, y, Xt, yt, threads=None, seed=0, precision="fp32")
     return seconds, model.evaluate(Xt, yt)["accuracy"]
 
 
-def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -> dict:
-    """Both implementations of the cnn-fast recipe over ``seeds`` seeds, interleaved: training time
-    (data already in memory) and test accuracy of each run, and their medians and means."""
-    from ..backends import CppBackend
-    from ..dataset import load_mnist
+# One contender's run of the race, alone in a fresh process: two OpenMP runtimes (ours, PyTorch's)
+# in one process would time each other's spinning threads too.
+_RACE_RUNNER = """
+import json, sys
+from mnistfast.bench.cpu import mnistfast_fast_cnn_run, steady_allocator, torch_fast_cnn_run
+from mnistfast.dataset import load_mnist
+contender, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+steady_allocator()
+(X, y), (Xt, yt) = load_mnist()
+if contender.startswith("pytorch"):
+    run = torch_fast_cnn_run(X, y, Xt, yt, threads, seed, bf16_autocast=contender == "pytorch bf16")
+else:
+    run = mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed, precision="bf16" if contender == "cpp bf16" else "fp32")
+print(json.dumps(run))
+"""
 
-    steady_allocator()
+
+def fast_cnn_run_in_process(contender: str, threads: int, seed: int) -> tuple:
+    """(training seconds, test accuracy) of one race run of ``contender`` ("cpp", "cpp bf16",
+    "pytorch", "pytorch bf16") in a process of its own (data loading not timed)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _RACE_RUNNER, contender, str(threads), str(seed)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {contender} race run failed: {done.stderr.strip().splitlines()[-1:]}")
+    seconds, accuracy = json.loads(done.stdout.strip().splitlines()[-1])
+    return seconds, accuracy
+
+
+def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -> dict:
+    """The cnn-fast recipe's contenders over ``seeds`` seeds, interleaved, each run in a process of
+    its own: training time (data already in memory) and test accuracy of each run, and their
+    medians and means."""
+    from ..backends import CppBackend
+
     threads = CppBackend(threads=threads).threads
-    (X, y), (Xt, yt) = load_mnist()
     bf16 = bf16_hardware(threads)
     runs = {"cpp": [], "cpp bf16": [], "pytorch": [], "pytorch bf16": []}
     log(f"cnn-fast recipe (conv 24 5x5, pool, conv 32 3x3, pool, dense 256; Adam one-cycle, 1 epoch, batch 256), "
@@ -506,15 +549,14 @@ def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -
     nan = (float("nan"), float("nan"))
     for seed in range(seeds):
         time.sleep(SETTLE_S)
-        runs["cpp"].append(mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed))
+        runs["cpp"].append(fast_cnn_run_in_process("cpp", threads, seed))
         if bf16:
             time.sleep(SETTLE_S)
-            runs["cpp bf16"].append(mnistfast_fast_cnn_run(X, y, Xt, yt, threads, seed, precision="bf16"))
+            runs["cpp bf16"].append(fast_cnn_run_in_process("cpp bf16", threads, seed))
         if include_torch and have_torch():
-            time.sleep(SETTLE_S)
-            runs["pytorch"].append(torch_fast_cnn_run(X, y, Xt, yt, threads, seed))
-            time.sleep(SETTLE_S)
-            runs["pytorch bf16"].append(torch_fast_cnn_run(X, y, Xt, yt, threads, seed, bf16_autocast=True))
+            for peer in ("pytorch", "pytorch bf16"):
+                time.sleep(SETTLE_S)
+                runs[peer].append(fast_cnn_run_in_process(peer, threads, seed))
         b = runs["cpp bf16"][-1] if runs["cpp bf16"] else nan
         t = runs["pytorch"][-1] if runs["pytorch"] else nan
         tb = runs["pytorch bf16"][-1] if runs["pytorch bf16"] else nan
@@ -531,4 +573,5 @@ def fast_cnn_race(seeds: int = 5, threads=None, include_torch=True, log=print) -
     if "cpp bf16" in summary:
         line += f" - bf16 is {summary['cpp']['median_s'] / summary['cpp bf16']['median_s']:.2f}x faster than fp32"
     log(line)
+    summary["machine"] = {"cpu_model": cpu_model(), "threads": threads, "bf16_kernel": bf16}
     return summary
