@@ -116,3 +116,26 @@ def test_bf16_peak_is_reported_where_the_cpu_has_the_instructions():
     peak = _core.Kernels(1, "avx512bf16", "auto").peak_gflops(2_000_000)
     assert peak > 0
     assert _core.Kernels(1, "generic-bf16", "auto").peak_gflops() is None
+
+
+@pytest.mark.parametrize("kernel", BF16_KERNELS)
+@pytest.mark.parametrize("trans", list(itertools.product([False, True], repeat=2)))
+def test_bf16_packing_rounds_exactly_as_the_reference(kernel, trans):
+    """A product with the identity returns the packed operand itself: every packer (each layout,
+    edge slivers included) must give round_to_bf16's values exactly, ties and denormals included."""
+    ta, tb = trans
+    rng = np.random.default_rng(5)
+    M, K = 37, 45  # odd: edge slivers and a last half-empty pair
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    bits = x.view(np.uint32)
+    bits[::3] = (bits[::3] & 0xFFFF0000) | 0x8000  # exact ties between two bf16 values
+    x[5, :7] = np.array([1e-39, -1e-39, 3e38, -0.0, 2.0**-126, 65504.0, 1.0 + 2.0**-8], np.float32)
+    eye = np.eye(K, dtype=np.float32)
+    k = _core.Kernels(2, kernel, "auto")
+    want = round_to_bf16(x)
+    c = np.empty((M, K), np.float32)
+    k.gemm(np.ascontiguousarray(x.T) if ta else x, eye, c, ta, tb, 1.0, 0.0)  # x as A
+    np.testing.assert_array_equal(c, want)  # values: a zero's sign does not survive the sum
+    c = np.empty((K, M), np.float32)
+    k.gemm(eye, x if tb else np.ascontiguousarray(x.T), c, ta, tb, 1.0, 0.0)  # x^T as B
+    np.testing.assert_array_equal(c, want.T)

@@ -21,7 +21,7 @@ from .fusion import FusionPlan, check_fusions
 from .layers import Layer
 from .layers.base import Buffers, api_shape, internal_shape
 from .optim import SGD, Adam, AdamW, Optimizer
-from .precision import check_precision, using
+from .precision import using
 from .schedules import make_schedule
 from .storage import MODEL_FORMAT, write_model
 from .training import BatchSource, LastGoodWeights, TrainingMetrics
@@ -338,8 +338,6 @@ class Sequential:
         bf16 rounds the GEMM operands and keeps float32 weights and optimizer state; where the
         backend has no bf16 a note says so and fp32 runs); ``None`` keeps the backend's.
         """
-        if precision is not None:
-            check_precision(precision)
         note = (lambda why: print(f"mnistfast: note: {why}", file=sys.stderr)) if verbose else (lambda why: None)
         with using(self.backend, precision, note):
             return self._fit(X, y, epochs, batch_size, lr, optimizer, lr_schedule, validation_data, validation_split,

@@ -528,7 +528,8 @@ def fast_cnn_run_in_process(contender: str, threads: int, seed: int) -> tuple:
     done = subprocess.run([sys.executable, "-c", _RACE_RUNNER, contender, str(threads), str(seed)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"the {contender} race run failed: {done.stderr.strip().splitlines()[-1:]}")
+        last = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"the {contender} race run failed: {last[0]}")
     seconds, accuracy = json.loads(done.stdout.strip().splitlines()[-1])
     return seconds, accuracy
 
