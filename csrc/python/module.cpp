@@ -80,6 +80,16 @@ PYBIND11_MODULE(_core, m) {
           "The float32 GEMM kernels this CPU runs.");
     m.def("available_bf16_gemm_kernels", [] { return kernel_names(mf::available_bf16_gemm_kernels()); },
           "The GEMM kernels with bf16 operands this CPU runs: 'generic-bf16' everywhere, then those with bf16 instructions.");
+    m.def(
+        "float_gemm_kernel",
+        [](const std::string& name) {
+            try {
+                return std::string(mf::gemm_kernel_name(mf::float_kernel(mf::parse_gemm_kernel(name))));
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("kernel"), "The float32 kernel of a GEMM kernel's instruction set (a float32 kernel is its own).");
 
     py::class_<Kernels> k(m, "Kernels");
     k.def(py::init([](int threads, const std::string& kernel, const std::string& conv) {

@@ -53,7 +53,7 @@ class CppBackend(Backend):
         bf16_kernels = _core.available_bf16_gemm_kernels()
         chosen = self._k.gemm_kernel
         if chosen in bf16_kernels:
-            self._kernel_of = {"fp32": _FLOAT_KERNEL_OF[chosen], "bf16": chosen}
+            self._kernel_of = {"fp32": _core.float_gemm_kernel(chosen), "bf16": chosen}
             self.precision = "bf16"
         else:
             self._kernel_of = {"fp32": chosen, "bf16": "avx512bf16" if "avx512bf16" in bf16_kernels else None}
@@ -134,9 +134,6 @@ class CppBackend(Backend):
         return (f"<CppBackend float32, {self.precision} GEMM operands, {self.threads} threads, "
                 f"gemm {self.gemm_kernel}, conv {self.conv_algorithm}>")
 
-
-# The float32 kernel of the same instruction set as each bf16 kernel.
-_FLOAT_KERNEL_OF = {"generic-bf16": "generic", "avx512bf16": "avx512"}
 
 # The kernels whose Python signature differs from the extension's (pairs unpacked, a fallback).
 _WRAPPED = ("gemm", "conv2d_forward", "conv2d_backward", "conv2d_maxpool_forward", "conv2d_maxpool_backward")
